@@ -1,0 +1,1 @@
+"""data tables and repositories (filled in by the data work)."""

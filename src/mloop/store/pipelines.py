@@ -1,0 +1,1 @@
+"""pipelines tables and repositories (filled in by the pipelines work)."""

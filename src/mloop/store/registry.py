@@ -1,0 +1,1 @@
+"""registry tables and repositories (filled in by the registry work)."""

@@ -1,0 +1,1 @@
+"""serving tables and repositories (filled in by the serving work)."""

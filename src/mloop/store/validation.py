@@ -1,0 +1,1 @@
+"""validation tables and repositories (filled in by the validation work)."""

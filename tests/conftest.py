@@ -1,0 +1,251 @@
+"""Fixtures every room's tests reuse: an isolated MLOOP_HOME, the metadata store over SQLite and
+PostgreSQL, the artifact store over a local folder and S3 (moto's server), Redis, and Ray.
+
+PostgreSQL and Redis skip when absent, except under MLOOP_REQUIRE_SERVICES=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_DSN = os.environ.get("MLOOP_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_PREFIX = "mloop_test_"
+REDIS_URL = os.environ.get("MLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _require_services() -> bool:
+    return os.environ.get("MLOOP_REQUIRE_SERVICES") == "1"
+
+
+def _missing_service(what: str, why: object) -> None:
+    if _require_services():
+        pytest.fail(f"{what} is required (MLOOP_REQUIRE_SERVICES=1) but unavailable: {why}")
+    pytest.skip(f"{what} unavailable: {why}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def mloop_home(tmp_path, monkeypatch):
+    """Every test gets its own MLOOP_HOME (and cwd); other MLOOP_* variables are cleared."""
+    for key in list(os.environ):
+        if key.startswith("MLOOP_") and key not in ("MLOOP_REQUIRE_SERVICES", "MLOOP_TEST_PG_DSN",
+                                                     "MLOOP_TEST_REDIS_URL"):
+            monkeypatch.delenv(key)
+    home = tmp_path / ".mloop"
+    home.mkdir()
+    monkeypatch.setenv("MLOOP_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    import mloop.config
+
+    mloop.config.reset()
+    yield home
+    _end_leftover_runs()
+    mloop.config.reset()
+
+
+def _end_leftover_runs() -> None:
+    from mloop.tracking import fluent
+
+    while (run := fluent.active_run()) is not None:
+        try:
+            run.end("KILLED")
+        except Exception:
+            fluent._stack.set(fluent._stack.get()[:-1])
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_database():
+    """One database per xdist worker, dropped at the end; stale test databases (> 6 h) dropped first."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except Exception as exc:  # noqa: BLE001
+        _missing_service("PostgreSQL at 127.0.0.1:5432", exc)
+    name = f"{PG_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin:
+        stale = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s AND "
+            "(pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '6 hours'",
+            (PG_PREFIX + "%",),
+        ).fetchall()
+        for (old,) in stale:
+            admin.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    import mloop.config
+
+    mloop.config.reset()
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_pg(uri: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(uri)
+    with engine.begin() as conn:
+        names = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        if names:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def tracking_uri(request, monkeypatch, mloop_home):
+    """The metadata store URI, once for SQLite and once for PostgreSQL (tables truncated after)."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{mloop_home / 'mloop.db'}"
+    else:
+        uri = request.getfixturevalue("pg_database")
+    monkeypatch.setenv("MLOOP_TRACKING_URI", uri)
+    import mloop.config
+
+    mloop.config.reset()
+    yield uri
+    if request.param == "postgres":
+        from mloop.tracking.writer import flush_all
+
+        flush_all()
+        mloop.config.reset()
+        _truncate_pg(uri)
+
+
+@pytest.fixture
+def store(tracking_uri):
+    """The opened metadata store (migrated) for the parametrised URI."""
+    from mloop.store import get_store
+
+    return get_store()
+
+
+# -- S3 (moto server) -----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def moto_server():
+    """One moto S3 server per session on a free port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server, monkeypatch):
+    """A fresh bucket on the moto server; the environment points s3fs/boto at it."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MLOOP_S3_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    name = f"mloop-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def artifact_uri(request, monkeypatch, mloop_home):
+    """The artifact store URI, once as a local folder and once as s3:// on moto."""
+    if request.param == "local":
+        uri = str(mloop_home / "artifacts")
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        uri = f"s3://{bucket}/artifacts"
+    monkeypatch.setenv("MLOOP_ARTIFACT_URI", uri)
+    import mloop.config
+
+    mloop.config.reset()
+    return uri
+
+
+# -- Redis ----------------------------------------------------------------------------------
+@pytest.fixture
+def redis_url():
+    """Redis db 15 with a per-test key prefix in MLOOP_TEST_REDIS_PREFIX; only that prefix is cleaned."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        _missing_service("Redis at 127.0.0.1:6379", exc)
+    prefix = f"mloop-test-{uuid.uuid4().hex[:10]}:"
+    os.environ["MLOOP_TEST_REDIS_PREFIX"] = prefix
+    yield REDIS_URL
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    os.environ.pop("MLOOP_TEST_REDIS_PREFIX", None)
+
+
+# -- Ray ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster per session, started lazily; RAY_ADDRESS is exported so CLI
+    subprocesses join it. Mark tests using it with `pytest.mark.xdist_group("ray")`."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started = subprocess.run(
+        [str(ray_bin), "start", "--head", "--num-cpus=2", "--include-dashboard=false", f"--port={port}",
+         "--disable-usage-stats"],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"could not start Ray: {started.stderr[-2000:]}")
+    address = f"127.0.0.1:{port}"
+    old = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = address
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    yield address
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except ImportError:
+        pass
+    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=120, env=env)
+    if old is None:
+        os.environ.pop("RAY_ADDRESS", None)
+    else:
+        os.environ["RAY_ADDRESS"] = old
+
+
+# -- helpers --------------------------------------------------------------------------------
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02, what: str = "condition"):
+    """Poll `predicate` until it returns truthy or the deadline passes (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
+    """Run `mloop ARGS` in a subprocess with this interpreter; returns CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mloop", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)
