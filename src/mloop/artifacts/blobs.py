@@ -21,6 +21,7 @@ from mloop.artifacts.hashing import digest_of_bytes, digest_of_file, hex_of, new
 from mloop.errors import Conflict, CorruptBlob, InvalidInput, NotFound, missing
 
 _CHUNK = 1 << 20
+_PART = 8 << 20  # object-store upload part size: what one write holds in memory
 
 
 def _filesystem(uri: str):  # noqa: ANN202
@@ -54,6 +55,7 @@ class BlobStore:
         from fsspec.implementations.local import LocalFileSystem
 
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        self._exclusive_writes = type(self.fs).__module__.startswith("s3fs")
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
 
@@ -90,20 +92,21 @@ class BlobStore:
         """Store a byte string; return its digest."""
         digest = digest_of_bytes(data)
         if not self.exists(digest):
-            self._write(self.key(digest), io.BytesIO(data))
+            self._write(self.key(digest), _chunks_of_bytes(data), expect=digest, what="bytes")
         return digest
 
     def put_file(self, path: str | os.PathLike, digest: str | None = None) -> str:
-        """Store one file (hashed first, so an already stored file is never copied)."""
+        """Store one file (hashed first, so an already stored file is never copied).
+
+        The copy is hashed again on the way in: a file that changed meanwhile (or a wrong
+        `digest` from a hash cache) is refused rather than stored under a digest it does not have.
+        """
+        if Path(path).is_symlink():
+            raise InvalidInput(f"{path} is a symlink; blobs hold regular files and folders only")
         digest = digest or digest_of_file(path)
         if self.exists(digest):
             return digest
-        key = self.key(digest)
-        if self.is_local:
-            self._write_local_file(Path(path), key, digest)
-        else:
-            self.fs.makedirs(os.path.dirname(key), exist_ok=True)
-            self.fs.put_file(os.fspath(path), key)
+        self._write(self.key(digest), _chunks_of_file(path), expect=digest, what=os.fspath(path))
         return digest
 
     def put_dir(self, folder: str | os.PathLike, digests: dict[str, str] | None = None) -> str:
@@ -121,39 +124,69 @@ class BlobStore:
         """Store a manifest for blobs already stored; return its digest."""
         return self.put_bytes(manifest.encode(entries))
 
-    def _write_local_file(self, src: Path, key: str, digest: str) -> None:
-        os.makedirs(os.path.dirname(key), exist_ok=True)
-        tmp = f"{key}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
-        try:
-            with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                first = fin.read(_CHUNK)
-                fout.write(first)
-                crash_point("blob.write")
-                shutil.copyfileobj(fin, fout, _CHUNK)
-                fout.flush()
-                os.fsync(fout.fileno())
-            os.replace(tmp, key)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    def _write(self, key: str, chunks: Iterator[bytes], *, expect: str | None, what: str,
+               exclusive: bool = False) -> str:
+        """Write `chunks` so that `key` shows all of them or nothing; return their digest.
 
-    def _write(self, key: str, stream: BinaryIO) -> None:
+        Local: a temp file beside the key, fsynced, then `os.replace` (or `os.link` when
+        `exclusive`, which fails if the key exists). Object stores: a streamed upload to the final
+        key, committed only by `close()` (a killed process leaves an unfinished multipart upload,
+        never an object); on any error the upload is discarded. With `expect`, the bytes must hash
+        to it or nothing is committed.
+        """
+        hasher = new_hasher()
         if self.is_local:
             os.makedirs(os.path.dirname(key), exist_ok=True)
             tmp = f"{key}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
             try:
                 with open(tmp, "wb") as fout:
-                    fout.write(stream.read(_CHUNK))
-                    crash_point("blob.write")
-                    shutil.copyfileobj(stream, fout, _CHUNK)
+                    for chunk in chunks:
+                        hasher.update(chunk)
+                        fout.write(chunk)
                     fout.flush()
                     os.fsync(fout.fileno())
-                os.replace(tmp, key)
+                crash_point("blob.write")
+                digest = self._checked(hasher, expect, what)
+                if exclusive:
+                    try:
+                        os.link(tmp, key)
+                    except FileExistsError as exc:
+                        raise _exists(what, self.uri) from exc
+                else:
+                    os.replace(tmp, key)
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-        else:
-            self.fs.pipe_file(key, stream.read())
+            return digest
+        if exclusive and self.fs.exists(key):
+            raise _exists(what, self.uri)
+        # "xb" makes the final PUT conditional (If-None-Match: *) where the filesystem supports it
+        fout = self.fs.open(key, "xb" if exclusive and self._exclusive_writes else "wb", block_size=_PART)
+        try:
+            for chunk in chunks:
+                hasher.update(chunk)
+                fout.write(chunk)
+            crash_point("blob.write")
+            digest = self._checked(hasher, expect, what)
+        except BaseException:
+            _discard(fout)
+            raise
+        try:
+            fout.close()
+        except FileExistsError as exc:
+            raise _exists(what, self.uri) from exc
+        except OSError as exc:
+            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                raise _exists(what, self.uri) from exc
+            raise
+        return digest
+
+    def _checked(self, hasher, expect: str | None, what: str) -> str:  # noqa: ANN001
+        digest = "blake3:" + hasher.hexdigest()
+        if expect is not None and digest != expect:
+            raise InvalidInput(f"{what} changed while it was being stored (expected {expect}, read {digest}); "
+                               "nothing was stored")
+        return digest
 
     # -- reading ----------------------------------------------------------------------------
     def open(self, digest: str) -> BinaryIO:
@@ -187,20 +220,52 @@ class BlobStore:
         return "blake3:" + hasher.hexdigest() == digest
 
     def copy_to(self, digest: str, dest: str | os.PathLike, *, is_dir: bool = False) -> Path:
-        """Write a file blob to `dest`, or a directory blob into folder `dest`; verified, atomic per file."""
+        """Write a file blob to `dest`, or a directory blob into folder `dest`; verified and atomic.
+
+        A directory is assembled in a temp folder beside `dest` and moved in only when every file
+        verified, so a corrupt blob leaves `dest` untouched. Manifest paths are checked again here,
+        and nothing is written through a symlink that leads out of `dest`.
+        """
         dest = Path(dest)
         if not is_dir:
             self._copy_file(digest, dest)
             return dest
-        for entry in self.read_manifest(digest):
-            target = dest / manifest.check_relative(entry.path)
-            if dest.resolve() not in target.resolve().parents:
-                raise InvalidInput(f"manifest {digest} path {entry.path!r} escapes {dest}")
-            self._copy_file(entry.digest, target)
-        dest.mkdir(parents=True, exist_ok=True)
+        return self.copy_tree(self.read_manifest(digest), dest, what=f"directory blob {digest}")
+
+    def copy_tree(self, entries: list[manifest.Entry], dest: str | os.PathLike, *, what: str = "a tree") -> Path:
+        """Write the files `entries` name (relative paths) into folder `dest`; verified, all or nothing."""
+        dest = Path(dest)
+        for entry in entries:
+            manifest.check_relative(entry.path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+        staging.mkdir()  # not mkdtemp: the folder keeps the umask's mode when it becomes dest
+        try:
+            for entry in entries:
+                self._copy_file(entry.digest, staging / entry.path)
+            if not dest.exists() and not dest.is_symlink():
+                os.replace(staging, dest)
+                return dest
+            if dest.is_symlink() or not dest.is_dir():
+                raise InvalidInput(f"cannot copy {what} into {dest}: it is not a folder")
+            root = dest.resolve()
+            for entry in entries:
+                parent = (dest / entry.path).parent.resolve()
+                if parent != root and root not in parent.parents:
+                    raise InvalidInput(f"path {entry.path!r} of {what} leads out of {dest} through a symlink; "
+                                       "nothing was written")
+            for entry in entries:
+                target = dest / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / entry.path, target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         return dest
 
     def _copy_file(self, digest: str, dest: Path) -> None:
+        if dest.is_dir() and not dest.is_symlink():
+            raise InvalidInput(f"cannot copy blob {digest} to {dest}: a folder is there")
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
         hasher = new_hasher()
@@ -218,24 +283,18 @@ class BlobStore:
 
     # -- write-once named objects (prediction logs) -----------------------------------------
     def named_key(self, key: str) -> str:
-        return f"{self.root}/{manifest.check_relative(key)}"
+        """Where a named object lives (keys are relative paths outside `blobs/`)."""
+        manifest.check_relative(key)
+        if key == "blobs" or key.startswith("blobs/") or ".tmp-" in key:
+            raise InvalidInput(f"named object key {key!r} is reserved (blobs/ and .tmp- belong to the blob store)")
+        return f"{self.root}/{key}"
 
     def put_named(self, key: str, src: bytes | str | os.PathLike) -> str:
         """Write a named object once (atomic); return its digest. An existing key is a Conflict."""
         full = self.named_key(key)
-        if (os.path.exists(full) if self.is_local else self.fs.exists(full)):
-            raise Conflict(f"named object {key!r} already exists in {self.uri}; named objects are write-once")
         if isinstance(src, bytes | bytearray | memoryview):
-            data = bytes(src)
-            digest = digest_of_bytes(data)
-            self._write(full, io.BytesIO(data))
-            return digest
-        digest = digest_of_file(src)
-        if self.is_local:
-            self._write_local_file(Path(src), full, digest)
-        else:
-            self.fs.put_file(os.fspath(src), full)
-        return digest
+            return self._write(full, _chunks_of_bytes(bytes(src)), expect=None, what=key, exclusive=True)
+        return self._write(full, _chunks_of_file(src), expect=None, what=key, exclusive=True)
 
     def open_named(self, key: str) -> BinaryIO:
         full = self.named_key(key)
@@ -244,15 +303,18 @@ class BlobStore:
         except FileNotFoundError as exc:
             raise NotFound(f"no named object {key!r} in {self.uri}") from exc
 
-    def list_named(self, prefix: str) -> list[str]:
-        """Keys of named objects under a prefix, sorted (temp files of writes in flight left out)."""
-        base = f"{self.root}/{prefix.strip('/')}"
+    def list_named(self, prefix: str = "") -> list[str]:
+        """Keys of named objects under a folder prefix, sorted (blobs and writes in flight left out)."""
+        clean = prefix.strip("/")
+        base = f"{self.root}/{clean}" if clean else self.root
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
             return []
         offset = len(self.root) + 1
-        return sorted(p[offset:] for p in found if ".tmp-" not in p.rsplit("/", 1)[-1])
+        keys = (p[offset:] for p in found if len(p) > offset)
+        return sorted(k for k in keys
+                      if ".tmp-" not in k.rsplit("/", 1)[-1] and not k.startswith("blobs/"))
 
     def iter_blobs(self) -> Iterator[str]:
         """Every stored blob's digest (for garbage collection and push)."""
@@ -274,6 +336,31 @@ class BlobStore:
                 os.unlink(key)
         elif self.fs.exists(key):
             self.fs.rm(key)
+
+
+def _chunks_of_bytes(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), _CHUNK):
+        yield bytes(view[start : start + _CHUNK])
+
+
+def _chunks_of_file(path: str | os.PathLike) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def _discard(fout) -> None:  # noqa: ANN001
+    """Abandon an object-store upload so nothing appears at its key (fsspec would commit on close)."""
+    try:
+        fout.discard()
+    finally:
+        fout.buffer = io.BytesIO()
+        fout.closed = True
+
+
+def _exists(key: str, uri: str) -> Conflict:
+    return Conflict(f"named object {key!r} already exists in {uri}; named objects are write-once")
 
 
 def walk_files(folder: Path) -> list[tuple[str, Path]]:

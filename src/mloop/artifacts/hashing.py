@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 
 import blake3
 
 PREFIX = "blake3:"
 _THREADED_FROM = 4 << 20  # below 4 MiB, threads cost more than they save
 _CHUNK = 1 << 20
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def digest_of_bytes(data: bytes) -> str:
@@ -37,22 +39,17 @@ def new_hasher() -> blake3.blake3:
 
 def hex_of(digest: str) -> str:
     """The hex part of `blake3:<hex>`, checked."""
-    if not digest.startswith(PREFIX) or len(digest) != len(PREFIX) + 64:
+    hexpart = digest[len(PREFIX):] if isinstance(digest, str) and digest.startswith(PREFIX) else ""
+    if not _HEX.fullmatch(hexpart):
         from mloop.errors import InvalidInput
 
-        raise InvalidInput(f"not a blob digest: {digest!r} (expected 'blake3:' and 64 hex digits)")
-    hexpart = digest[len(PREFIX):]
-    int(hexpart, 16)
+        raise InvalidInput(f"not a blob digest: {digest!r} (expected 'blake3:' and 64 lowercase hex digits)")
     return hexpart
 
 
 def is_digest(value: str) -> bool:
     """True for a well-formed `blake3:<64 hex>` string."""
-    try:
-        hex_of(value)
-        return True
-    except (ValueError, Exception):
-        return False
+    return isinstance(value, str) and value.startswith(PREFIX) and bool(_HEX.fullmatch(value[len(PREFIX):]))
 
 
 __all__ = ["PREFIX", "digest_of_bytes", "digest_of_file", "new_hasher", "hex_of", "is_digest"]

@@ -39,21 +39,20 @@ def check_relative(path: str) -> str:
 def encode(entries: list[Entry]) -> bytes:
     """The canonical manifest bytes (equal trees give equal bytes, hence equal digests)."""
     ordered = sorted(entries, key=lambda e: e.path)
-    seen = set()
-    lines = []
-    for e in ordered:
-        check_relative(e.path)
-        if e.path in seen:
-            raise InvalidInput(f"duplicate path in a directory blob: {e.path!r}")
-        seen.add(e.path)
-        lines.append(json.dumps({"path": e.path, "digest": e.digest, "size": e.size}, separators=(",", ":")))
+    _check_tree(ordered, InvalidInput)
+    lines = [json.dumps({"path": e.path, "digest": e.digest, "size": e.size}, separators=(",", ":"))
+             for e in ordered]
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
 def decode(data: bytes, digest: str = "?") -> list[Entry]:
-    """Parse manifest bytes, re-checking every path."""
+    """Parse manifest bytes, re-checking every path (a hand-made manifest may hold anything)."""
     entries = []
-    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptBlob(f"blob {digest} is not a directory manifest ({exc})") from exc
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -61,6 +60,27 @@ def decode(data: bytes, digest: str = "?") -> list[Entry]:
             entry = Entry(path=raw["path"], digest=raw["digest"], size=int(raw["size"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptBlob(f"blob {digest} is not a directory manifest (line {n}: {exc})") from exc
-        check_relative(entry.path)
+        if not isinstance(entry.path, str):
+            raise CorruptBlob(f"blob {digest} is not a directory manifest (line {n}: path is not a string)")
         entries.append(entry)
+    _check_tree(sorted(entries, key=lambda e: e.path), InvalidInput)
     return entries
+
+
+def _check_tree(ordered: list[Entry], error: type[Exception]) -> None:
+    """Safe relative paths, well-formed digests, no duplicates, no file that is also a folder."""
+    from mloop.artifacts.hashing import is_digest
+
+    files = set()
+    for e in ordered:
+        check_relative(e.path)
+        if not is_digest(e.digest):
+            raise error(f"bad digest {e.digest!r} for {e.path!r} in a directory blob")
+        if e.path in files:
+            raise error(f"duplicate path in a directory blob: {e.path!r}")
+        files.add(e.path)
+    for path in files:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in files:
+                raise error(f"{'/'.join(parts[:i])!r} is both a file and a folder in a directory blob")
