@@ -30,11 +30,12 @@ _RETRY_SECONDS = 120.0
 
 
 def _is_retryable(exc: BaseException) -> bool:
+    """Lock contention (SQLite busy/locked) or a PostgreSQL serialisation failure or deadlock."""
     text = str(getattr(exc, "orig", exc)).lower()
-    if "database is locked" in text or "database table is locked" in text or "busy" in text:
+    if "database is locked" in text or "database table is locked" in text or "database is busy" in text:
         return True
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return code in {"40001", "40P01"}  # serialization failure, deadlock
+    return code in {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
 class Store:
@@ -184,7 +185,10 @@ def _forget_stores() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # Connections inherited from the parent must never be used by the child: drop them unclosed.
+    # Connections inherited from the parent must never be used by the child: drop them unclosed
+    # (closing would end the parent's sessions). The lock may have been held by another thread.
+    global _stores_lock
+    _stores_lock = threading.Lock()
     for store in list(_stores.values()):
         store.dispose()
 

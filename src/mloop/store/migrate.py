@@ -16,36 +16,68 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from mloop.errors import MloopError
+
 if TYPE_CHECKING:
     from mloop.store.db import Store
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_REV = re.compile(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", re.M)
-_DOWN = re.compile(r"^down_revision\s*=\s*(?:['\"]([^'\"]+)['\"]|None)", re.M)
+# `revision = "0001"` / `revision: str = "0001"`; `down_revision` may be None, a string or a tuple.
+_REV = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN = re.compile(r"^down_revision\s*(?::[^=\n]*)?=\s*(.+)$", re.M)
+_QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
 _ADVISORY_KEY = 0x6D6C6F6F70  # "mloop"
 
 
 @lru_cache(maxsize=1)
-def heads() -> tuple[str, ...]:
-    """Revisions no other migration builds on (there must be exactly one)."""
+def _graph() -> tuple[frozenset[str], frozenset[str]]:
     revisions, downs = set(), set()
     for file in (MIGRATIONS / "versions").glob("*.py"):
         source = file.read_text()
         rev, down = _REV.search(source), _DOWN.search(source)
         if rev:
             revisions.add(rev.group(1))
-        if down and down.group(1):
-            downs.add(down.group(1))
+        if down:
+            downs.update(_QUOTED.findall(down.group(1)))
+    return frozenset(revisions), frozenset(downs)
+
+
+def heads() -> tuple[str, ...]:
+    """Revisions no other migration builds on (there must be exactly one)."""
+    revisions, downs = _graph()
     return tuple(sorted(revisions - downs))
 
 
+def head() -> str:
+    """The single head revision (MloopError naming them when the migrations have several)."""
+    found = heads()
+    if len(found) != 1:
+        raise MloopError(
+            f"the store migrations have {len(found)} heads ({', '.join(found) or 'none'}); point each "
+            "migration's down_revision at the previous one so there is exactly one"
+        )
+    return found[0]
+
+
 def ensure_schema(store: Store) -> None:
-    """Bring the store to head if it is not there already."""
-    (head,) = heads()
+    """Bring the store to head if it is not there already (the fast path reads one row)."""
+    target = head()
     with store._read.connect() as conn:
-        if _read_revision(conn) == head:
-            return
-    _upgrade_locked(store, head)
+        current = _read_revision(conn)
+    if current == target:
+        return
+    _check_known(store, current)
+    _upgrade_locked(store, target)
+
+
+def _check_known(store: Store, current: str | None) -> None:
+    from mloop.store.db import redact
+
+    if current is not None and current not in _graph()[0]:
+        raise MloopError(
+            f"metadata store {redact(store.uri)} is at schema revision {current!r}, which this mloop "
+            "does not know (it was migrated by a newer mloop); upgrade mloop to use it"
+        )
 
 
 def _read_revision(conn) -> str | None:  # noqa: ANN001
@@ -56,7 +88,7 @@ def _read_revision(conn) -> str | None:  # noqa: ANN001
         return None
 
 
-def _upgrade_locked(store: Store, head: str) -> None:
+def _upgrade_locked(store: Store, target: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -67,7 +99,9 @@ def _upgrade_locked(store: Store, head: str) -> None:
         with exclusive.connect() as conn, conn.begin():
             if store.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
-            if _read_revision_in_txn(conn) != head:
+            current = _read_revision_in_txn(conn)
+            if current != target:
+                _check_known(store, current)
                 cfg = Config()
                 cfg.set_main_option("script_location", str(MIGRATIONS))
                 cfg.attributes["connection"] = conn

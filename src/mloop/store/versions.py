@@ -1,16 +1,21 @@
 """Per-parent version numbers (model versions, dataset versions, suite versions, ...).
 
-`(parent, version)` is unique in every table that uses this; the next number is read and the row
-inserted in one transaction, and a unique violation (two writers picked the same number on
-PostgreSQL) retries with the next one.
+`(parent, version)` must be unique in every table that uses this. The next number is read and the
+row inserted in one write transaction: on SQLite that transaction holds the write lock from its
+start (`BEGIN IMMEDIATE`), on PostgreSQL it first takes a transaction-scoped advisory lock on
+`(table, parent)`, so concurrent writers queue instead of colliding. A unique violation (a writer
+that does not take the lock) still retries with the next number.
 """
 
 from __future__ import annotations
 
+import random
+import time
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Table, func, select
+from sqlalchemy import Column, Table, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +27,14 @@ def next_version(conn: Connection, version_col: Column, parent_col: Column, pare
     """The next free version under `parent`, read inside the caller's transaction."""
     current = conn.execute(select(func.max(version_col)).where(parent_col == parent)).scalar()
     return int(current or 0) + 1
+
+
+def lock_parent(conn: Connection, table: Table, parent: object) -> None:
+    """Serialise version allocation for `(table, parent)` until the transaction ends (PostgreSQL;
+    on SQLite the write transaction already holds the database's write lock)."""
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"{table.name}\0{parent}".encode()) - (1 << 31)
+        conn.execute(text("SELECT pg_advisory_xact_lock(CAST(:ns AS integer), CAST(:key AS integer))"), {"ns": 0x6D6C, "key": key})
 
 
 def insert_versioned(
@@ -38,13 +51,23 @@ def insert_versioned(
 
     Everything `write` does commits in the same transaction as the allocation. Returns what
     `write` returns.
+
+    >>> insert_versioned(store, model_versions, "name", "churn",
+    ...                  lambda conn, v: conn.execute(model_versions.insert(), {"name": "churn", "version": v}))
+    ... # doctest: +SKIP
     """
-    for attempt in range(attempts):
+
+    def attempt(conn: Connection) -> object:
+        lock_parent(conn, table, parent)
+        return write(conn, next_version(conn, table.c[version_col], table.c[parent_col], parent))
+
+    delay = 0.002
+    for n in range(attempts):
         try:
-            return store.transact(
-                lambda conn: write(conn, next_version(conn, table.c[version_col], table.c[parent_col], parent))
-            )
+            return store.transact(attempt)
         except IntegrityError:
-            if attempt == attempts - 1:
+            if n == attempts - 1:
                 raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.2)
     raise AssertionError("unreachable")
