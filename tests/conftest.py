@@ -249,3 +249,23 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "mloop", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=timeout)
+
+
+def invoke_cli(*args: str):
+    """Run `mloop ARGS` in this process (fast; same exit-code mapping as the console script).
+
+    Returns an object with `returncode`, `stdout` and `stderr`, like `run_cli`.
+    """
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from mloop.cli import _build
+    from mloop.cli.output import run_cli as _run
+
+    with CliRunner().isolation() as streams:
+        code = _run(_build(), list(args))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err = streams[0].getvalue(), streams[1].getvalue()
+    return SimpleNamespace(returncode=code, stdout=out.decode(), stderr=err.decode())

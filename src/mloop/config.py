@@ -86,8 +86,8 @@ def _pyproject_settings(start: Path) -> dict[str, object]:
 
 
 def _resolve_relative(key: str, value: object, base: Path) -> object:
-    if key in _PATH_KEYS and isinstance(value, str) and "://" not in value and not os.path.isabs(value):
-        return str((base / value).resolve())
+    if key in _PATH_KEYS and isinstance(value, str) and "://" not in value and value:
+        return str((base / os.path.expanduser(value)).resolve())
     if key == "tracking_uri" and isinstance(value, str) and value.startswith("sqlite:///"):
         path = value[len("sqlite:///") :]
         if path and not os.path.isabs(path):
@@ -100,7 +100,7 @@ def _load() -> Settings:
     values: dict[str, object] = dict(_pyproject_settings(cwd))
     for key, env in _ENV.items():
         if os.environ.get(env):
-            values[key] = os.environ[env]
+            values[key] = _resolve_relative(key, os.environ[env], cwd)  # relative to the cwd
     values.update(_overrides)
     home = Path(str(values.get("home") or find_home(cwd))).expanduser().resolve()
     tracking = str(values.get("tracking_uri") or f"sqlite:///{home / 'mloop.db'}")
@@ -144,7 +144,8 @@ def configure(**overrides: object) -> Settings:
         if value is None:
             _overrides.pop(key, None)
         else:
-            _overrides[key] = str(value) if isinstance(value, Path) else value
+            value = os.fspath(value) if isinstance(value, os.PathLike) else value
+            _overrides[key] = _resolve_relative(key, value, Path.cwd().resolve())
     return reset(keep_overrides=True)
 
 

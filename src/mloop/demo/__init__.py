@@ -31,6 +31,25 @@ class DemoContext:
     def say(self, text: str) -> None:
         self.console.print(text)
 
+    def table(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+        """Print a rich table (floats to 4 significant digits, NaN as nan, None as blank)."""
+        from rich.table import Table
+
+        t = Table(title=title)
+        for col in columns:
+            t.add_column(col, overflow="fold")
+        for row in rows:
+            t.add_row(*[_cell(v) for v in row])
+        self.console.print(t)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.4g}"
+    return str(value)
+
 
 def stage_modules() -> list[str]:
     """Stage module names in run order."""

@@ -17,7 +17,6 @@ def run(ctx) -> None:  # noqa: ANN001
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     import mloop
-    from mloop.cli.output import table
     from mloop.demo.data import CATEGORICAL, FEATURES, NUMERIC, TARGET, generate_churn
 
     df = ctx.state.get("train_df")
@@ -52,7 +51,7 @@ def run(ctx) -> None:  # noqa: ANN001
 
     runs = mloop.search_runs(experiment=EXPERIMENT, filter="tags.stage = 'grid'", order_by=["metrics.auc DESC"],
                              limit=len(run_ids))
-    table("runs (best first)", ["run", "C", "class_weight", "auc", "accuracy", "log_loss"],
+    ctx.table("runs (best first)", ["run", "C", "class_weight", "auc", "accuracy", "log_loss"],
           [[r.name, r.params["C"], r.params["class_weight"], r.metrics["auc"], r.metrics["accuracy"],
             r.metrics["log_loss"]] for r in runs])
     best = runs[0]
