@@ -37,6 +37,8 @@ _ATTRS.update({
     "artifacts": ("mloop.artifacts", None),
     "tracking": ("mloop.tracking", None),
     "store": ("mloop.store", None),
+    "evaluate": ("mloop.registry", "evaluate"),
+    "autolog": ("mloop.registry", "autolog"),
 })
 # Rooms added by later work register here: name -> (module, attribute or None for the module).
 _OPTIONAL_ROOMS = {
@@ -51,7 +53,8 @@ _OPTIONAL_ROOMS = {
 }
 _ATTRS.update(_OPTIONAL_ROOMS)
 
-__all__ = sorted({*_TRACKING, "configure", "config", "errors", "artifacts", "tracking", "__version__"})
+__all__ = sorted({*_TRACKING, "configure", "config", "errors", "artifacts", "tracking", "__version__",
+                  "evaluate", "autolog"})
 
 
 def __getattr__(name: str) -> Any:
