@@ -258,7 +258,7 @@ def invoke_cli(*args: str):
     """
     from types import SimpleNamespace
 
-    from click.testing import CliRunner
+    from typer.testing import CliRunner
 
     from mloop.cli import _build
     from mloop.cli.output import run_cli as _run

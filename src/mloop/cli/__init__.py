@@ -25,10 +25,20 @@ GROUPS: list[tuple[str, str | None]] = [
     ("core", None),
     ("experiments", "experiments"),
     ("runs", "runs"),
+    ("validation", None),
+    ("serving", None),
 ]
 
 
+_built = False
+
+
 def _build() -> typer.Typer:
+    """Attach every group in GROUPS to the app (once); returns the app (tests use it with CliRunner)."""
+    global _built
+    if _built:
+        return app
+    _built = True
     for module_name, group in GROUPS:
         module = importlib.import_module(f"mloop.cli.{module_name}")
         if group is None:

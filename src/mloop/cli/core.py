@@ -20,10 +20,18 @@ def init(
     ci: str = typer.Option(None, "--ci", help="Also write a CI workflow (github)."),
 ) -> None:
     """Create `.mloop/` (the embedded store, artifacts, cache and logs) in a project folder."""
-    from mloop.config import init_home
+    from mloop.artifacts import get_blob_store
+    from mloop.config import get_settings, init_home
+    from mloop.store import get_store
 
     home = init_home(path)
-    typer.echo(f"initialised {home}")
+    settings = get_settings()
+    if settings.home == home:
+        get_store()  # creates and migrates the embedded store now, not on first use
+        get_blob_store()
+        typer.echo(f"initialised {home}")
+    else:
+        typer.echo(f"initialised {home} (note: settings point elsewhere, home is {settings.home})")
     if ci:
         from mloop.cli import ci_templates  # added by the pipelines work
 

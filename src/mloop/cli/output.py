@@ -8,38 +8,53 @@ import traceback
 import uuid
 from typing import Any
 
-import click
 import typer
+
+
+def _signals() -> tuple[tuple, tuple, tuple]:
+    """typer's Exit, Abort and usage-error classes (typer >= 0.2x vendors click; older typer uses it)."""
+    try:
+        from typer._click.exceptions import ClickException as UsageProblem
+    except ImportError:
+        from click import ClickException as UsageProblem
+    return (typer.Exit,), (typer.Abort,), (UsageProblem,)
 
 
 def run_cli(app: typer.Typer, argv: list[str] | None = None) -> int:
     """Run the app, mapping mloop errors to exit codes with a one-line reason on stderr."""
     from mloop.errors import MloopError
 
+    exits, aborts, usage = _signals()
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as exc:
+        code = app(args=argv, prog_name="mloop", standalone_mode=False)
+        return code if isinstance(code, int) else 0  # typer returns Exit's code here
+    except exits as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except aborts:
         print("aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:  # bad usage
+    except usage as exc:  # bad usage: typer prints the usage line and the reason
         exc.show()
         return 2
     except MloopError as exc:
         if exc.exit_code == 3:
             path = _write_traceback()
-            print(f"error: {exc}\n(traceback in {path})", file=sys.stderr)
+            print(f"error: {_one_line(exc)}\n(traceback in {path})", file=sys.stderr)
         else:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug or an unreachable service: keep the traceback, show one line
         path = _write_traceback()
-        print(f"error: {type(exc).__name__}: {exc}\n(traceback in {path})", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {_one_line(exc)}\n(traceback in {path})", file=sys.stderr)
         return 3
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error's message (drivers append hints on further lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _write_traceback() -> str:
@@ -57,13 +72,14 @@ def _write_traceback() -> str:
 
 
 def print_json(data: Any) -> None:
-    """Print machine-readable output (NaN and infinities as null)."""
-    typer.echo(json.dumps(_clean(data), indent=2, default=str))
+    """Print machine-readable output; NaN and infinities as the strings "NaN", "Infinity" and
+    "-Infinity" (proto3's JSON mapping, which MLflow's REST API also uses), so the output stays JSON."""
+    typer.echo(json.dumps(_clean(data), indent=2, default=str, allow_nan=False))
 
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -72,18 +88,20 @@ def _clean(value: Any) -> Any:
 
 
 def console():  # noqa: ANN201
+    """A rich console; when output is not a terminal it is 160 columns wide (ids stay whole)."""
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=max(100, Console().width))
+    probe = Console()
+    return Console(soft_wrap=False, width=probe.width if probe.is_terminal else 160)
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """Print a rich table."""
+    """Print a rich table; the first column (an id or a key) never wraps."""
     from rich.table import Table
 
     t = Table(title=title, show_lines=False)
-    for col in columns:
-        t.add_column(col, overflow="fold")
+    for i, col in enumerate(columns):
+        t.add_column(col, overflow="fold", no_wrap=i == 0)
     for row in rows:
         t.add_row(*[fmt(v) for v in row])
     console().print(t)
@@ -93,9 +111,7 @@ def fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if value != value:
-            return "nan"
-        return f"{value:.6g}"
+        return f"{value:.6g}"  # nan, inf and -inf print as such
     return str(value)
 
 

@@ -28,14 +28,21 @@ def list_(
     runs = mloop.search_runs(experiment=experiment, filter=filter_, order_by=order_by or None, limit=limit,
                              include_deleted=all_)
     if as_json:
-        print_json([r.to_dict() for r in runs])
+        print_json([_as_dict(r) for r in runs])
         return
     metric_keys = sorted({k for r in runs for k in r.metrics})[:6]
     param_keys = sorted({k for r in runs for k in r.params})[:6]
     table(f"{len(runs)} run(s)", ["id", "name", "experiment", "status", "started",
                                   *[f"params.{k}" for k in param_keys], *[f"metrics.{k}" for k in metric_keys]],
-          [[r.id[:12], r.name, r.experiment, r.status, ms_to_text(r.start_time),
+          [[r.id, r.name, r.experiment, r.status, ms_to_text(r.start_time),
             *[r.params.get(k) for k in param_keys], *[r.metrics.get(k) for k in metric_keys]] for r in runs])
+
+
+def _as_dict(run) -> dict:  # noqa: ANN001
+    """A run for --json, with NaN and infinite metrics kept (print_json writes them as strings)."""
+    data = run.to_dict()
+    data["metrics"] = run.metrics
+    return data
 
 
 @app.command("show")
@@ -44,7 +51,7 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     import mloop
 
     run = mloop.get_run(run_id)
-    data = run.to_dict()
+    data = _as_dict(run)
     env = run.environment
     data["environment"] = {k: env.get(k) for k in ("python", "platform", "git", "command")}
     data["error"] = run.error
@@ -67,26 +74,44 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("compare")
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids."),
             as_json: bool = typer.Option(False, "--json")) -> None:
-    """Params and latest metrics side by side; rows that differ are highlighted."""
+    """Params and latest metrics side by side; rows that differ are highlighted (and marked *)."""
     import mloop
+
+    if len(run_ids) < 2:
+        from mloop.errors import InvalidInput
+
+        raise InvalidInput("compare needs two or more run ids")
+    runs = [mloop.get_run(r) for r in run_ids]
+    rows = comparison(runs)
+    if as_json:
+        print_json({"runs": [{"id": r.id, "name": r.name, "experiment": r.experiment} for r in runs],
+                    "rows": rows})
+        return
     from rich.table import Table
 
-    runs = [mloop.get_run(r) for r in run_ids]
-    keys = [("params", k) for k in sorted({k for r in runs for k in r.params})]
-    keys += [("metrics", k) for k in sorted({k for r in runs for k in r.metrics})]
-    if as_json:
-        print_json({f"{kind}.{k}": {r.id: getattr(r, kind).get(k) for r in runs} for kind, k in keys})
-        return
-    t = Table(title="run comparison")
+    t = Table(title="run comparison (* = differs)")
     t.add_column("key")
     for r in runs:
         t.add_column(f"{r.name} ({r.id[:8]})")
-    for kind, k in keys:
-        values = [getattr(r, kind).get(k) for r in runs]
-        differs = len({fmt(v) for v in values}) > 1
-        style = "bold yellow" if differs else None
-        t.add_row(f"{kind}.{k}" + (" *" if differs else ""), *[fmt(v) for v in values], style=style)
+    for row in rows:
+        values = [fmt(row["values"][r.id]) for r in runs]
+        t.add_row(row["key"] + (" *" if row["differs"] else ""), *values,
+                  style="bold yellow" if row["differs"] else None)
     console().print(t)
+
+
+def comparison(runs: list) -> list[dict]:
+    """One row per param and latest metric: `{"key", "values": {run id: value}, "differs"}`.
+
+    A key a run lacks counts as a difference; two NaNs are the same value.
+    """
+    rows = []
+    for kind in ("params", "metrics"):
+        for key in sorted({k for r in runs for k in getattr(r, kind)}):
+            values = {r.id: getattr(r, kind).get(key) for r in runs}
+            shown = {fmt(v) if v is not None else None for v in values.values()}
+            rows.append({"key": f"{kind}.{key}", "values": values, "differs": len(shown) > 1})
+    return rows
 
 
 @app.command("delete")
@@ -108,21 +133,23 @@ def restore(run_id: str) -> None:
 
 
 @artifacts_app.command("list")
-def artifacts_list(run_id: str, path: str = typer.Argument(""), as_json: bool = typer.Option(False, "--json")) -> None:
-    """List a run's artifacts under PATH."""
-    from mloop.tracking import artifacts
+def artifacts_list(run_id: str, path: str = typer.Argument("", help="A folder (or file) in the run's artifacts."),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """List a run's artifacts directly under PATH (folders end in /)."""
+    import mloop.artifacts
 
-    items = artifacts.list(run_id, path)
+    items = mloop.artifacts.list(run_id, path)
     if as_json:
         print_json(items)
         return
-    table(f"artifacts of {run_id}", ["path", "size", "kind", "digest"],
-          [[a["path"], a["size"], "dir" if a["is_dir"] else "file", a["digest"][:20]] for a in items])
+    table(f"artifacts of run {run_id}" + (f" under {path}" if path else ""), ["path", "size", "digest"],
+          [[a["path"] + ("/" if a["is_dir"] else ""), a["size"], a["digest"] or ""] for a in items])
 
 
 @artifacts_app.command("get")
-def artifacts_get(run_id: str, path: str, dest: Path = typer.Option(Path("."), "--dest", "-o")) -> None:
-    """Download an artifact (file or folder) into DEST."""
-    from mloop.tracking import artifacts
+def artifacts_get(run_id: str, path: str = typer.Argument("", help="A file or folder; all artifacts if omitted."),
+                  dest: Path = typer.Option(Path("."), "--dest", "-o", help="Folder to write into.")) -> None:
+    """Download an artifact (a file or a whole folder) into DEST, verified; prints the written path."""
+    import mloop.artifacts
 
-    typer.echo(str(artifacts.download(run_id, path, dest)))
+    typer.echo(str(mloop.artifacts.download(run_id, path, dest)))
