@@ -37,11 +37,10 @@ _ATTRS.update({
     "artifacts": ("mloop.artifacts", None),
     "tracking": ("mloop.tracking", None),
     "store": ("mloop.store", None),
-    "evaluate": ("mloop.registry", "evaluate"),
-    "autolog": ("mloop.registry", "autolog"),
 })
 # Rooms added by later work register here: name -> (module, attribute or None for the module).
-_OPTIONAL_ROOMS = {
+# A name is in __all__ once its room's package exists; tests/test_public_api.py pins the list.
+_OPTIONAL_ROOMS: dict[str, tuple[str, str | None]] = {
     "models": ("mloop.registry", None),
     "registry": ("mloop.registry", None),
     "data": ("mloop.data", None),
@@ -50,11 +49,28 @@ _OPTIONAL_ROOMS = {
     "serving": ("mloop.serving", None),
     "monitoring": ("mloop.monitoring", None),
     "features": ("mloop.features", None),
+    "evaluate": ("mloop.registry", "evaluate"),
+    "autolog": ("mloop.registry", "autolog"),
+    "step": ("mloop.pipelines", "step"),
+    "pipeline": ("mloop.pipelines", "pipeline"),
+    "gate": ("mloop.pipelines", "gate"),
+    "steps": ("mloop.pipelines.steps", None),
+    "DatasetRef": ("mloop.pipelines", "DatasetRef"),
 }
 _ATTRS.update(_OPTIONAL_ROOMS)
 
-__all__ = sorted({*_TRACKING, "configure", "config", "errors", "artifacts", "tracking", "__version__",
-                  "evaluate", "autolog"})
+
+def _present(module_name: str) -> bool:
+    """True if a room's package is installed (a stat, not an import: `import mloop` stays fast)."""
+    import os
+
+    return os.path.isfile(os.path.join(os.path.dirname(__file__), module_name.split(".")[1], "__init__.py"))
+
+
+__all__ = sorted({
+    *_TRACKING, "configure", "config", "errors", "artifacts", "tracking", "__version__",
+    *(name for name, (module, _) in _OPTIONAL_ROOMS.items() if _present(module)),
+})
 
 
 def __getattr__(name: str) -> Any:
