@@ -1,0 +1,498 @@
+"""The model server's ASGI app (Starlette): the V2 inference protocol, `/predict` and MLflow's
+`/invocations`, `/feedback`, `/metrics`, health, and OpenAPI docs.
+
+The hot path is plain functions over bytes: orjson in and out, the column order computed once, one
+model call for both outputs, the log append O(1). Errors follow DESIGN.md "Errors over HTTP":
+`/v2/*` answers `{"error": msg}`, other routes `{"error": code, "message": msg}`; an unexpected
+exception is a 500 with an id in the log and no traceback in the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mloop.errors import InvalidInput, MloopError, NotFound
+from mloop.serving import payloads
+from mloop.serving.batching import MicroBatcher
+from mloop.serving.metrics import ServerMetrics
+from mloop.serving.payloads import BadRequest, PayloadTooLarge
+from mloop.serving.predlog import PredictionLogger
+from mloop.serving.served import Served
+from mloop.serving.traffic import to_challenger
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 10 * 1024 * 1024
+JSON = "application/json"
+
+
+class Unauthorized(MloopError):
+    """Raised when a request lacks the bearer token the server requires."""
+
+    http_status = 401
+    code = "unauthorized"
+
+
+class ServingState:
+    """Everything the routes share. `champion`, `challenger` and `shadow` are swapped whole on reload."""
+
+    def __init__(self, champion: Served, *, challenger: Served | None = None, canary: float = 0.0,
+                 shadow: Served | None = None, batching: bool = False, max_batch: int = 64,
+                 max_latency_ms: float = 0.0, batch_queue_rows: int = 10_000, token: str | None = None,
+                 max_body: int = MAX_BODY, logger: PredictionLogger | None = None,
+                 input_resolver: Callable | None = None, deployment: str = "",
+                 feedback: Callable[[list[tuple[str, Any]]], int] | None = None) -> None:
+        self.champion = champion
+        self.challenger = challenger
+        self.canary = canary
+        self.shadow = shadow
+        self.token = token.encode() if token else None
+        self.max_body = max_body
+        self.logger = logger or PredictionLogger(None)
+        self.input_resolver = input_resolver
+        self.deployment = deployment
+        self.feedback_sink = feedback
+        self.metrics = ServerMetrics()
+        self.logger.on_drop = lambda n: self.metrics.log_dropped.inc(n)
+        self.logger.on_write = lambda n: self.metrics.log_rows.inc(n)
+        self.batcher: MicroBatcher | None = None
+        if batching:
+            self.batcher = MicroBatcher(self._run_batch, max_batch=max_batch, max_latency_ms=max_latency_ms,
+                                        queue_rows=batch_queue_rows, run_one=self._run_one)
+            self.batcher.on_batch = self.metrics.batch.observe
+        self._side = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mloop-shadow")
+        self._shadow_inflight = 0
+        self.ready = True
+        self.answered = 0
+        self._rng = random.Random()
+        for role, s in (("champion", champion), ("challenger", challenger), ("shadow", shadow)):
+            if s is not None:
+                self.metrics.served(s.name, s.version_text, role)
+
+    # -- which model answers --------------------------------------------------------------------
+    def pick(self, request: Request) -> Served:
+        ch = self.challenger
+        if ch is not None and to_challenger(request.headers.get("x-mloop-key"), self.canary, self._rng):
+            return ch
+        return self.champion
+
+    def by_version(self, name: str, version: str | None) -> Served:
+        for s in (self.champion, self.challenger):
+            if s is not None and s.name == name and (version is None or s.version_text == version):
+                return s
+        names = sorted({s.name for s in (self.champion, self.challenger) if s is not None})
+        if all(s.name != name for s in (self.champion, self.challenger) if s is not None):
+            raise NotFound(f"unknown model {name!r}; this server serves {', '.join(names)}")
+        served = sorted({s.version_text for s in (self.champion, self.challenger)
+                         if s is not None and s.name == name})
+        raise NotFound(f"model {name!r} has no version {version!r} here; served versions: {', '.join(served)}")
+
+    def swap(self, role: str, new: Served) -> None:
+        old = getattr(self, role)
+        setattr(self, role, new)
+        if old is not None:
+            self.metrics.served(old.name, old.version_text, role, on=False)
+        self.metrics.served(new.name, new.version_text, role)
+
+    # -- predicting ---------------------------------------------------------------------------
+    @staticmethod
+    def _run_batch(items: list) -> list:
+        served = items[0][0]
+        if all(i[0] is served for i in items):
+            return served.predict_many([(i[1], i[2]) for i in items])
+        return [i[0].predict(i[1], i[2]) for i in items]
+
+    @staticmethod
+    def _run_one(item: tuple) -> Any:
+        return item[0].predict(item[1], item[2])
+
+    async def infer(self, served: Served, cols: dict, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.batcher is not None:
+            return await self.batcher.submit((served, cols, n), n)
+        self.metrics.batch.observe(n)
+        return served.predict(cols, n)
+
+    def after(self, served: Served, rid: str, t0: float, cols: dict, n: int, pred: np.ndarray,
+              proba: np.ndarray | None, route: str) -> None:
+        """Log, count, and copy to the shadow: everything that happens once the answer is known."""
+        latency = time.perf_counter() - t0
+        self.logger.log(served.target, rid, time.time_ns() // 1_000_000, latency * 1000.0, cols, n, pred, proba)
+        m = self.metrics
+        v = served.version_text or ""
+        m.child(m.requests, route, v).inc()
+        m.child(m.latency, route).observe(latency)
+        m.child(m.rows, v).inc(n)
+        m.observe_predictions(v, pred, served.classes is not None)
+        self.answered += 1
+        if self.shadow is not None:
+            self._send_shadow(rid, cols, n)
+
+    def _send_shadow(self, rid: str, cols: dict, n: int) -> None:
+        if self._shadow_inflight > 1000:  # a slow shadow must not pile up memory
+            return
+        self._shadow_inflight += 1
+        self._side.submit(self._shadow_job, self.shadow, rid, cols, n)
+
+    def _shadow_job(self, shadow: Served, rid: str, cols: dict, n: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            pred, proba = shadow.predict(cols, n)
+            self.logger.log(shadow.target, f"{rid}:shadow", time.time_ns() // 1_000_000,
+                            (time.perf_counter() - t0) * 1000.0, cols, n, pred, proba)
+        except Exception as exc:  # noqa: BLE001 - the shadow never affects callers
+            log.warning("shadow %s failed on request %s: %s", shadow.uri, rid, exc)
+        finally:
+            self._shadow_inflight -= 1
+
+    def close(self) -> tuple[int, int]:
+        self._side.shutdown(wait=True)
+        if self.batcher is not None:
+            self.batcher.close()
+        return self.logger.close()
+
+
+# -- request plumbing ---------------------------------------------------------------------------
+def _request_id(request: Request) -> str:
+    rid = request.headers.get("x-request-id")
+    if rid:
+        return rid[:200]
+    return uuid.uuid4().hex
+
+
+def _check_token(state: ServingState, request: Request) -> None:
+    if state.token is None:
+        return
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Bearer ") or not hmac.compare_digest(header[7:].strip().encode(), state.token):
+        raise Unauthorized("this server requires 'Authorization: Bearer <token>' (MLOOP_SERVE_TOKEN)")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise PayloadTooLarge(f"the body is {int(length)} bytes; the limit is {limit} (--max-body)")
+        except ValueError:
+            raise BadRequest(f"bad Content-Length {length!r}") from None
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit (--max-body)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(exc: BaseException, v2: bool, rid: str | None = None) -> Response:
+    if isinstance(exc, MloopError) and exc.http_status < 500 or isinstance(exc, MloopError) and \
+            exc.http_status == 503:
+        status, code, msg = exc.http_status, exc.code, str(exc)
+    else:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s on request %s", error_id, rid, exc_info=exc)
+        status, code, msg = 500, "internal", f"internal error {error_id}; the server log has the details"
+    headers = {"x-request-id": rid} if rid else None
+    return Response(payloads.error_body(msg, None if v2 else code), status_code=status, media_type=JSON,
+                    headers=headers)
+
+
+def _fail(state: ServingState, route: str, exc: BaseException, v2: bool, rid: str) -> Response:
+    resp = _error(exc, v2, rid)
+    state.metrics.child(state.metrics.errors, route, str(resp.status_code)).inc()
+    return resp
+
+
+# -- routes -------------------------------------------------------------------------------------
+async def live(request: Request) -> Response:
+    return Response(b"", status_code=200)
+
+
+async def ready(request: Request) -> Response:
+    state: ServingState = request.app.state.serving
+    return Response(b"", status_code=200 if state.ready else 503)
+
+
+async def server_metadata(request: Request) -> Response:
+    from mloop import __version__
+
+    return Response(payloads.orjson.dumps({"name": "mloop", "version": __version__,
+                                           "extensions": ["binary_tensor_data"]}), media_type=JSON)
+
+
+async def model_metadata(request: Request) -> Response:
+    state: ServingState = request.app.state.serving
+    p = request.path_params
+    try:
+        served = state.by_version(p["name"], p.get("version"))
+    except MloopError as exc:
+        return _error(exc, True)
+    meta = dict(served.metadata)
+    if p.get("version") is None:
+        meta["versions"] = sorted({s.version_text for s in (state.champion, state.challenger)
+                                   if s is not None and s.name == served.name and s.version_text})
+    return Response(payloads.orjson.dumps(meta), media_type=JSON)
+
+
+async def model_ready(request: Request) -> Response:
+    state: ServingState = request.app.state.serving
+    p = request.path_params
+    try:
+        state.by_version(p["name"], p.get("version"))
+    except MloopError as exc:
+        return _error(exc, True)
+    return Response(b"", status_code=200 if state.ready else 503)
+
+
+def _binary_flags(req: payloads.InferRequest, names: list[str]) -> tuple[dict[str, bool], list[str]]:
+    if req.outputs is None:
+        return {n: req.binary_output for n in names}, names
+    flags, wanted = {}, []
+    for o in req.outputs:
+        name = o["name"]
+        if name not in names:
+            raise InvalidInput(f"unknown output {name!r}; the model gives {', '.join(names)}")
+        params = o.get("parameters") or {}
+        flags[name] = bool(params.get("binary_data", req.binary_output))
+        wanted.append(name)
+    return flags, wanted
+
+
+async def infer(request: Request) -> Response:
+    t0 = time.perf_counter()
+    state: ServingState = request.app.state.serving
+    rid = _request_id(request)
+    try:
+        _check_token(state, request)
+        p = request.path_params
+        if p.get("version") is None:
+            served = state.champion
+            if served.name != p["name"]:
+                served = state.by_version(p["name"], None)
+            else:
+                served = state.pick(request)
+        else:
+            served = state.by_version(p["name"], p["version"])
+        body = await _body(request, state.max_body)
+        hlen = request.headers.get("inference-header-content-length")
+        try:
+            header_length = None if hlen is None else int(hlen)
+        except ValueError:
+            raise BadRequest(f"bad Inference-Header-Content-Length {hlen!r}") from None
+        req = payloads.parse_infer(body, header_length)
+        cols, n = payloads.v2_columns(req, served.inputs)
+        names = ["prediction", "probabilities"] if served.classes else ["prediction"]
+        flags, wanted = _binary_flags(req, names)
+        pred, proba = await state.infer(served, cols, n)
+        outs = []
+        for name in wanted:
+            if name == "prediction":
+                outs.append((name, served.prediction_datatype, pred))
+            else:
+                outs.append((name, "FP64", proba))
+        out, header_len = payloads.encode_infer(served.name, served.version_text, req.id or rid, outs, flags)
+    except Exception as exc:  # noqa: BLE001 - mapped to a status, never a traceback
+        return _fail(state, "infer", exc, True, rid)
+    headers = {"x-request-id": rid, "x-mloop-model-version": served.version_text or ""}
+    if header_len is not None:
+        headers["inference-header-content-length"] = str(header_len)
+        media = "application/octet-stream"
+    else:
+        media = JSON
+    state.after(served, rid, t0, cols, n, pred, proba, "infer")
+    return Response(out, media_type=media, headers=headers)
+
+
+async def predict(request: Request) -> Response:
+    t0 = time.perf_counter()
+    state: ServingState = request.app.state.serving
+    rid = _request_id(request)
+    route = "predict" if request.url.path == "/predict" else "invocations"
+    try:
+        _check_token(state, request)
+        served = state.pick(request)
+        body = await _body(request, state.max_body)
+        if state.input_resolver is not None:
+            cols, n = payloads.parse_predict(body, None)
+            cols = state.input_resolver(cols, n)
+            missing = [c for c in served.inputs if c not in cols]
+            if missing:
+                raise InvalidInput(f"missing column {missing[0]!r}; the model takes {', '.join(served.inputs)}")
+            cols = {c: cols[c] for c in served.inputs}
+        else:
+            cols, n = payloads.parse_predict(body, served.inputs)
+        pred, proba = await state.infer(served, cols, n)
+        out = payloads.encode_predict(rid, served.name, served.version, pred, proba, served.class_keys)
+    except Exception as exc:  # noqa: BLE001
+        return _fail(state, route, exc, False, rid)
+    state.after(served, rid, t0, cols, n, pred, proba, route)
+    return Response(out, media_type=JSON,
+                    headers={"x-request-id": rid, "x-mloop-model-version": served.version_text or ""})
+
+
+async def feedback(request: Request) -> Response:
+    state: ServingState = request.app.state.serving
+    rid = _request_id(request)
+    try:
+        _check_token(state, request)
+        doc = payloads.loads(await _body(request, state.max_body))
+        items = doc if isinstance(doc, list) else [doc]
+        pairs = []
+        for item in items:
+            if not isinstance(item, dict) or "request_id" not in item or "label" not in item:
+                raise InvalidInput("feedback is {\"request_id\": ..., \"label\": ...} or a list of them")
+            pairs.append((item["request_id"], item["label"]))
+        if state.feedback_sink is None:
+            raise NotFound("this server has no metadata store to keep feedback in (a bundle served alone)")
+        count = await asyncio.get_running_loop().run_in_executor(None, state.feedback_sink, pairs)
+    except Exception as exc:  # noqa: BLE001
+        return _fail(state, "feedback", exc, False, rid)
+    state.metrics.feedback.inc(count)
+    return Response(payloads.orjson.dumps({"accepted": count}), status_code=202, media_type=JSON,
+                    headers={"x-request-id": rid})
+
+
+async def metrics(request: Request) -> Response:
+    state: ServingState = request.app.state.serving
+    body, ctype = state.metrics.render()
+    return Response(body, media_type=ctype)
+
+
+async def ping(request: Request) -> Response:
+    return Response(b"\n", status_code=200)
+
+
+async def openapi(request: Request) -> Response:
+    state: ServingState = request.app.state.serving
+    return Response(payloads.orjson.dumps(openapi_spec(state.champion)), media_type=JSON)
+
+
+async def docs(request: Request) -> Response:
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="mloop model server")
+
+
+def openapi_spec(served: Served) -> dict:
+    """A small OpenAPI 3 document of the server's routes and the served model's columns."""
+    props = {i["name"]: {"type": _json_type(i["dtype"])} for i in served.inputs_spec}
+    record = {"type": "object", "properties": props, "required": list(props)}
+    err = {"description": "error", "content": {JSON: {"schema": {"type": "object"}}}}
+
+    def op(summary: str, body: dict | None = None, ok: str = "200") -> dict:
+        spec: dict[str, Any] = {"summary": summary, "responses": {ok: {"description": "ok"}, "400": err,
+                                                                   "404": err, "413": err, "422": err}}
+        if body is not None:
+            spec["requestBody"] = {"content": {JSON: {"schema": body}}}
+        return spec
+
+    predict_body = {"oneOf": [{"type": "array", "items": record},
+                              {"type": "object", "properties": {"columns": {"type": "array"},
+                                                                "data": {"type": "array"}}},
+                              {"type": "object", "properties": {"dataframe_split": {"type": "object"},
+                                                                "dataframe_records": {"type": "array"},
+                                                                "inputs": {}}}]}
+    name = served.name
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": f"mloop model server: {name}", "version": served.version_text or "0"},
+        "paths": {
+            "/predict": {"post": op("Predict from records, a split frame or an MLflow body", predict_body)},
+            "/invocations": {"post": op("MLflow-compatible scoring", predict_body)},
+            "/feedback": {"post": op("Labels for earlier requests", {"type": "object", "properties": {
+                "request_id": {"type": "string"}, "label": {}}}, ok="202")},
+            "/v2/health/live": {"get": op("Server live")},
+            "/v2/health/ready": {"get": op("Server ready")},
+            "/v2": {"get": op("Server metadata")},
+            f"/v2/models/{name}": {"get": op("Model metadata")},
+            f"/v2/models/{name}/ready": {"get": op("Model ready")},
+            f"/v2/models/{name}/infer": {"post": op("V2 inference (JSON or binary tensors)", {"type": "object"})},
+            "/metrics": {"get": op("Prometheus metrics")},
+        },
+    }
+
+
+def _json_type(dtype: str) -> str:
+    if dtype.startswith(("int", "uint")):
+        return "integer"
+    if dtype.startswith("float"):
+        return "number"
+    if dtype == "bool":
+        return "boolean"
+    return "string"
+
+
+def _not_found(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    v2 = request.url.path.startswith("/v2")
+    msg = (f"no route {request.method} {request.url.path}" if status == 404
+           else f"method {request.method} not allowed on {request.url.path}")
+    code = "not_found" if status == 404 else "method_not_allowed"
+    return Response(payloads.error_body(msg, None if v2 else code), status_code=status, media_type=JSON)
+
+
+def _server_error(request: Request, exc: Exception) -> Response:
+    return _error(exc, request.url.path.startswith("/v2"))
+
+
+def routes() -> list[Route]:
+    m = "/v2/models/{name}"
+    mv = "/v2/models/{name}/versions/{version}"
+    return [
+        Route("/predict", predict, methods=["POST"]),
+        Route("/invocations", predict, methods=["POST"]),
+        Route(f"{m}/infer", infer, methods=["POST"]),
+        Route(f"{mv}/infer", infer, methods=["POST"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route(m, model_metadata, methods=["GET"]),
+        Route(mv, model_metadata, methods=["GET"]),
+        Route(f"{m}/ready", model_ready, methods=["GET"]),
+        Route(f"{mv}/ready", model_ready, methods=["GET"]),
+        Route("/feedback", feedback, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+
+
+def build_app(state: ServingState, *, on_startup: list | None = None, on_shutdown: list | None = None) -> Starlette:
+    """The Starlette app over a prepared state; startup/shutdown hooks run in the lifespan."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # noqa: ANN202
+        for hook in on_startup or ():
+            hook()
+        try:
+            yield
+        finally:
+            state.ready = False
+            for hook in on_shutdown or ():
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - shutdown goes on
+                    log.exception("shutdown hook failed")
+
+    app = Starlette(routes=routes(), lifespan=lifespan,
+                    exception_handlers={404: _not_found, 405: _not_found, 500: _server_error})
+    app.state.serving = state
+    return app

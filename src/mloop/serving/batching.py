@@ -1,0 +1,114 @@
+"""Adaptive micro-batching: concurrent requests are coalesced into one model call on a worker
+thread (the event loop never runs the model) and each caller gets exactly its rows back.
+
+A batch is taken as soon as the worker thread is free: a lone caller never waits, and while the
+worker runs one batch the next one fills, so under load batches grow by themselves (up to
+`max_batch` rows). With `max_latency_ms > 0`, a batch that follows a shared batch (a sign of load)
+may wait up to that long for more rows before it is taken. It pays when the model's per-call cost dominates its per-row cost (scikit-learn: ~0.7 ms
+per `predict_proba` call whatever the rows) and several callers are concurrent; with one caller at
+a time it only adds a thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any
+
+from mloop.errors import ServiceUnavailable
+
+
+class MicroBatcher:
+    """Coalesce `submit(item, rows)` calls into `run(items) -> results` calls (results in item order).
+
+    `run` executes on one worker thread; if it raises, every item of that batch gets the exception
+    unless `run_one` is given, in which case items are retried alone so one bad item fails alone.
+    """
+
+    def __init__(self, run: Callable[[list], list], *, max_batch: int = 64, max_latency_ms: float = 0.0,
+                 queue_rows: int = 10_000, run_one: Callable[[Any], Any] | None = None) -> None:
+        self._run = run
+        self._run_one = run_one
+        self.max_batch = max_batch
+        self.max_latency = max_latency_ms / 1000.0
+        self.queue_rows = queue_rows
+        self._queue: list[tuple[Any, int, asyncio.Future]] = []
+        self._queued_rows = 0
+        self._busy = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_items = 1
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mloop-batch")
+        self.batches = 0
+        self.on_batch: Callable[[int], None] | None = None
+
+    async def submit(self, item: Any, rows: int) -> Any:
+        if self._queued_rows + rows > self.queue_rows:
+            raise ServiceUnavailable(f"the batching queue is full ({self.queue_rows} rows); retry later")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._queue.append((item, rows, fut))
+        self._queued_rows += rows
+        self._maybe_dispatch(loop)
+        return await fut
+
+    def _maybe_dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._busy or not self._queue:
+            return
+        if self._queued_rows >= self.max_batch or self._last_items <= 1 or self.max_latency <= 0:
+            self._dispatch(loop)
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_latency, self._timeout, loop)
+
+    def _timeout(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if not self._busy and self._queue:
+            self._dispatch(loop)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        taken, rows = [], 0
+        while self._queue and (not taken or rows + self._queue[0][1] <= self.max_batch):
+            entry = self._queue.pop(0)
+            taken.append(entry)
+            rows += entry[1]
+        self._queued_rows -= rows
+        self._last_items = len(taken)
+        self._busy = True
+        self.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(rows)
+        work = loop.run_in_executor(self._executor, self._call, [t[0] for t in taken])
+        work.add_done_callback(lambda f: self._done(loop, taken, f))
+
+    def _call(self, items: list) -> list:
+        try:
+            return self._run(items)
+        except Exception as exc:
+            if self._run_one is None or len(items) == 1:
+                return [exc] * len(items)
+        out = []
+        for item in items:
+            try:
+                out.append(self._run_one(item))
+            except Exception as exc:  # noqa: BLE001 - handed to that caller
+                out.append(exc)
+        return out
+
+    def _done(self, loop: asyncio.AbstractEventLoop, taken: list, work: asyncio.Future) -> None:
+        self._busy = False
+        exc = work.exception()
+        results = [exc] * len(taken) if exc is not None else work.result()
+        for (_, _, fut), result in zip(taken, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+        self._maybe_dispatch(loop)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

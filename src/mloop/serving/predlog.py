@@ -1,0 +1,196 @@
+"""The prediction-log writer: requests append in O(1) and never block; a background thread turns
+what piled up into parquet files every 10 s or 10,000 rows, and on shutdown.
+
+The queue is bounded in rows: past the bound, new rows are dropped and counted (`dropped`), so a
+slow or unreachable store never slows a response. Files go through `store/serving.py` (the schema
+and the index live there); with no store (a bundle served air-gapped) files are written unindexed
+under the artifact URI and indexed on first read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FLUSH_ROWS = 10_000
+FLUSH_SECONDS = 10.0
+QUEUE_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """What a group of log rows shares: the answering model and how to type its columns."""
+
+    model: str
+    version: int | None
+    deployment: str
+    columns: tuple[str, ...]
+    arrow_types: tuple[Any, ...]  # pyarrow types of the input columns (None = infer)
+    proba_columns: tuple[str, ...]  # "proba_<class>" names, empty for regressors
+
+
+class PredictionLogger:
+    """Buffered, bounded writer of prediction-log rows.
+
+    `log(...)` is called on the hot path; `close()` flushes and stops. `rows_logged + dropped` always
+    equals the rows passed to `log` once `close()` returns.
+    """
+
+    def __init__(self, write: Callable[[Any], None] | None, *, flush_rows: int = FLUSH_ROWS,
+                 flush_seconds: float = FLUSH_SECONDS, queue_rows: int = QUEUE_ROWS) -> None:
+        self._write = write
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.queue_rows = queue_rows
+        self._pending: list[tuple] = []
+        self._pending_rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._stop = False
+        self.rows_logged = 0
+        self.dropped = 0
+        self.files_written = 0
+        self.on_drop: Callable[[int], None] | None = None
+        self.on_write: Callable[[int], None] | None = None
+        self._thread: threading.Thread | None = None
+        if write is not None:
+            self._thread = threading.Thread(target=self._run, name="mloop-prediction-log", daemon=True)
+            self._thread.start()
+
+    # -- hot path -----------------------------------------------------------------------------
+    def log(self, target: LogTarget, request_id: str, ts_ms: int, latency_ms: float, columns: dict,
+            n: int, prediction: np.ndarray, proba: np.ndarray | None) -> bool:
+        """Queue `n` rows of one request; False (and counted as dropped) when the queue is full."""
+        if self._write is None:
+            return False
+        with self._lock:
+            if self._stop or self._pending_rows + n > self.queue_rows:
+                self.dropped += n
+                if self.on_drop is not None:
+                    self.on_drop(n)
+                return False
+            self._pending.append((target, request_id, ts_ms, latency_ms, columns, n, prediction, proba))
+            self._pending_rows += n
+            if self._pending_rows >= self.flush_rows:
+                self._wake.notify()
+        return True
+
+    # -- background ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                deadline = time.monotonic() + self.flush_seconds
+                while not self._stop and self._pending_rows < self.flush_rows:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.wait(left)
+                batch, self._pending, self._pending_rows = self._pending, [], 0
+                stopping = self._stop
+            if batch:
+                self._flush(batch)
+            if stopping:
+                return
+
+    def _flush(self, batch: list[tuple]) -> None:
+        groups: dict[LogTarget, list[tuple]] = {}
+        for item in batch:
+            groups.setdefault(item[0], []).append(item)
+        for target, items in groups.items():
+            rows = sum(i[5] for i in items)
+            try:
+                table = build_table(target, items)
+                self._write(table)
+            except Exception:  # the log must never take the server down; count and say why
+                log.exception("could not write %d prediction-log rows of %s/%s; counted as dropped",
+                              rows, target.model, target.version)
+                with self._lock:
+                    self.dropped += rows
+                if self.on_drop is not None:
+                    self.on_drop(rows)
+                continue
+            with self._lock:
+                self.rows_logged += rows
+                self.files_written += 1
+            if self.on_write is not None:
+                self.on_write(rows)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Write everything queued so far now (tests, demo); returns when it is written."""
+        with self._lock:
+            batch, self._pending, self._pending_rows = self._pending, [], 0
+        if batch:
+            self._flush(batch)
+
+    def close(self, timeout: float = 60.0) -> tuple[int, int]:
+        """Stop the thread after a final flush; returns `(rows_logged, dropped)`."""
+        with self._lock:
+            self._stop = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.rows_logged, self.dropped
+
+
+def _request_ids(request_id: str, n: int) -> list[str]:
+    if n == 1:
+        return [request_id]
+    return [f"{request_id}:{i}" for i in range(n)]
+
+
+def _column_array(values: list, typ: Any) -> Any:
+    import pyarrow as pa
+
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = pa.array([None if v is None else str(v) for v in values], pa.string())
+    if typ is not None and arr.type != typ:
+        try:
+            arr = arr.cast(typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            arr = pa.array([None if v is None else str(v) for v in values], pa.string())
+    return arr
+
+
+def _flat(parts: Sequence[Any]) -> list:
+    out: list = []
+    for p in parts:
+        out.extend(p.tolist() if isinstance(p, np.ndarray) else p)
+    return out
+
+
+def build_table(target: LogTarget, items: list[tuple]) -> Any:
+    """Log rows of one target as an arrow table in the schema `store.serving.log_schema` describes."""
+    import pyarrow as pa
+
+    total = sum(i[5] for i in items)
+    rids = list(itertools.chain.from_iterable(_request_ids(i[1], i[5]) for i in items))
+    ts = np.repeat(np.asarray([i[2] for i in items], dtype="int64"), [i[5] for i in items])
+    lat = np.repeat(np.asarray([i[3] for i in items], dtype="float64"), [i[5] for i in items])
+    cols: dict[str, Any] = {
+        "request_id": pa.array(rids, pa.string()),
+        "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
+        "model": pa.array([target.model] * total, pa.string()),
+        "version": pa.array([target.version] * total, pa.int64()),
+        "deployment": pa.array([target.deployment] * total, pa.string()),
+        "latency_ms": pa.array(lat, pa.float64()),
+    }
+    for c, typ in zip(target.columns, target.arrow_types, strict=True):
+        cols[c] = _column_array(_flat([i[4][c] for i in items]), typ)
+    preds = np.concatenate([np.asarray(i[6]).reshape(-1) for i in items])
+    cols["prediction"] = pa.array(preds.tolist() if preds.dtype == object else preds)
+    if target.proba_columns:
+        proba = np.concatenate([np.asarray(i[7], dtype="float64").reshape(i[5], -1) for i in items])
+        for j, name in enumerate(target.proba_columns):
+            cols[name] = pa.array(proba[:, j], pa.float64())
+    return pa.table(cols)

@@ -1,0 +1,182 @@
+"""A loaded model made ready to serve: column order, output types and the V2 metadata computed
+once, and the cheapest correct way to get predictions and probabilities from one call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mloop.errors import InvalidInput
+from mloop.serving.payloads import v2_datatype
+from mloop.serving.predlog import LogTarget
+
+log = logging.getLogger(__name__)
+
+# Final estimators whose `predict` is not `classes_[argmax(predict_proba)]` (Platt scaling).
+_PREDICT_DIFFERS = {"SVC", "NuSVC"}
+
+
+def _field(spec: Any, key: str, default: Any = None) -> Any:
+    if isinstance(spec, dict):
+        return spec.get(key, default)
+    return getattr(spec, key, default)
+
+
+def signature_inputs(model: Any) -> list[dict]:
+    """The signature's inputs as `{"name", "dtype", "nullable"}` dicts, in column order."""
+    sig = model.signature
+    inputs = _field(sig, "inputs") or []
+    return [{"name": _field(i, "name"), "dtype": str(_field(i, "dtype", "")),
+             "nullable": bool(_field(i, "nullable", True))} for i in inputs]
+
+
+def input_example(model: Any, columns: Sequence[str]) -> Any:
+    """The manifest's input example as a DataFrame, or None."""
+    import pandas as pd
+
+    ex = (model.manifest or {}).get("input_example")
+    try:
+        if isinstance(ex, list) and ex and isinstance(ex[0], dict):
+            return pd.DataFrame(ex)[list(columns)]
+        if isinstance(ex, dict) and "data" in ex:
+            return pd.DataFrame(ex["data"], columns=ex.get("columns") or list(columns))[list(columns)]
+        if isinstance(ex, dict) and ex:
+            return pd.DataFrame({c: v if isinstance(v, list) else [v] for c, v in ex.items()})[list(columns)]
+    except (KeyError, ValueError):
+        return None
+    return None
+
+
+class Served:
+    """One model version as the server uses it. Immutable after construction: swapped whole on reload."""
+
+    def __init__(self, model: Any, uri: str, *, name: str | None = None, version: int | None = None,
+                 deployment: str = "", onnx: Any = None) -> None:
+        import pandas as pd
+
+        self.model = model
+        self.uri = uri
+        mv = getattr(model, "version", None)
+        self.name = name or (mv.name if mv is not None else (model.manifest or {}).get("name", "model"))
+        self.version = version if version is not None else (mv.version if mv is not None else None)
+        self.version_text = None if self.version is None else str(self.version)
+        self.flavor = (model.manifest or {}).get("flavor", "unknown")
+        self.inputs_spec = signature_inputs(model)
+        self.inputs = [i["name"] for i in self.inputs_spec]
+        self.task = getattr(model, "task", None) or ("classification" if model.classes else "regression")
+        self.classes = list(model.classes) if model.classes is not None and self.task == "classification" else None
+        self.class_keys = [str(c) for c in self.classes] if self.classes else None
+        self.proba_columns = tuple(f"proba_{c}" for c in self.class_keys or ())
+        self._classes_arr = np.asarray(self.classes) if self.classes else None
+        self.onnx = onnx
+        self._native = self._native_proba_path()
+        self._score = getattr(model, "score", None) if self.task == "classification" else None
+        example = input_example(model, self.inputs)
+        self.example = example
+        arrow_types: list[Any] = [None] * len(self.inputs)
+        pred_dtype: Any = np.dtype("float64") if self.task == "regression" else None
+        if example is not None and len(example):
+            try:
+                prepared = model.prepare(example.head(1))
+                import pyarrow as pa
+
+                schema = pa.Schema.from_pandas(prepared, preserve_index=False)
+                arrow_types = [schema.field(c).type if c in schema.names else None for c in self.inputs]
+                pred, _ = self.predict_frame(prepared)  # warm-up, and the output type
+                pred_dtype = pred.dtype
+            except Exception as exc:  # noqa: BLE001 - a bad example must not stop serving
+                log.warning("warm-up on the input example of %s failed: %s", uri, exc)
+        if pred_dtype is None and self.classes:
+            pred_dtype = np.asarray(self.classes).dtype
+        self.prediction_datatype = v2_datatype(pred_dtype) if pred_dtype is not None else "BYTES"
+        self.target = LogTarget(model=self.name, version=self.version, deployment=deployment,
+                                columns=tuple(self.inputs), arrow_types=tuple(arrow_types),
+                                proba_columns=self.proba_columns)
+        self.metadata = self._v2_metadata()
+        self._pd = pd
+
+    # -- predicting ---------------------------------------------------------------------------
+    def _native_proba_path(self) -> Any:
+        """The native estimator when one `predict_proba` call gives both outputs exactly."""
+        if self.classes is None:
+            return None
+        native = getattr(self.model, "native", None)
+        if native is None or not hasattr(native, "predict_proba") or not hasattr(native, "classes_"):
+            return None
+        final = native.steps[-1][1] if hasattr(native, "steps") else native
+        if type(final).__name__ in _PREDICT_DIFFERS:
+            return None
+        try:
+            if [str(c) for c in native.classes_] != self.class_keys:
+                return None
+        except TypeError:
+            return None
+        return native
+
+    def frame(self, columns: dict, n: int) -> Any:
+        """Columns -> a DataFrame in signature order, checked and coerced by the model's `prepare`."""
+        df = self._pd.DataFrame(columns, columns=self.inputs)
+        if len(df) != n:
+            raise InvalidInput(f"expected {n} rows, got {len(df)}")
+        return self.model.prepare(df)
+
+    def predict_frame(self, df: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """`(prediction [n], probabilities [n, k] or None)` for a prepared frame."""
+        if self.onnx is not None:
+            return self.onnx.predict(df)
+        if self._native is not None:
+            proba = np.asarray(self._native.predict_proba(df), dtype="float64")
+            return self._classes_arr[proba.argmax(axis=1)], proba
+        if self._score is not None:
+            return self._score(df)
+        pred = np.asarray(self.model.predict(df))
+        if self.classes is None:
+            return pred, None
+        proba = self.model.predict_proba(df)
+        return pred, np.asarray(proba, dtype="float64")
+
+    def predict(self, columns: dict, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.predict_frame(self.frame(columns, n))
+
+    def predict_many(self, items: list[tuple[dict, int]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """One model call for several requests' columns; each gets its own rows back."""
+        if len(items) == 1:
+            return [self.predict(*items[0])]
+        merged: dict[str, list] = {}
+        for c in self.inputs:
+            part: list = []
+            for cols, _ in items:
+                v = cols[c]
+                part.extend(v.tolist() if isinstance(v, np.ndarray) else v)
+            merged[c] = part
+        total = sum(n for _, n in items)
+        pred, proba = self.predict(merged, total)
+        out, pos = [], 0
+        for _, n in items:
+            out.append((pred[pos:pos + n], None if proba is None else proba[pos:pos + n]))
+            pos += n
+        return out
+
+    # -- metadata -----------------------------------------------------------------------------
+    def _v2_metadata(self) -> dict:
+        outputs = [{"name": "prediction", "datatype": self.prediction_datatype, "shape": [-1]}]
+        if self.classes:
+            outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(self.classes)]})
+        params: dict[str, Any] = {"task": self.task, "uri": self.uri, "flavor": self.flavor,
+                                  "onnx": self.onnx is not None}
+        if self.classes:
+            params["classes"] = list(self.class_keys)
+        return {
+            "name": self.name,
+            "versions": [self.version_text] if self.version_text else [],
+            "platform": f"mloop_{self.flavor}",
+            "inputs": [{"name": i["name"], "datatype": v2_datatype(i["dtype"]), "shape": [-1]}
+                       for i in self.inputs_spec],
+            "outputs": outputs,
+            "parameters": params,
+        }
+
