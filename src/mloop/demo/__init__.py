@@ -62,7 +62,8 @@ def run_demo(*, quick: bool = False, seed: int = 7) -> DemoContext:
 
     import mloop
 
-    ctx = DemoContext(quick=quick, seed=seed, console=Console())
+    probe = Console()
+    ctx = DemoContext(quick=quick, seed=seed, console=probe if probe.is_terminal else Console(width=140))
     settings = mloop.config.get_settings()
     ctx.say(f"[bold]mloop demo[/bold] — store {settings.tracking_uri}, artifacts {settings.artifact_uri}")
     started = time.perf_counter()
