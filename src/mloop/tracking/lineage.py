@@ -17,7 +17,7 @@ from mloop.store.lineage import Edge, LineageRepo
 RESOLVERS: dict[str, Callable[[str], tuple[str, str]]] = {
     "runs:/": lambda rest: ("run", rest.split("/", 1)[0]),
 }
-_LAZY_ROOMS = {"models:/": "mloop.registry", "datasets:/": "mloop.data"}
+_LAZY_ROOMS = {"models:/": "mloop.registry", "datasets:/": "mloop.data.versions"}
 KINDS = ("run", "model_version", "dataset_version", "deployment", "alert", "pipeline_run")
 
 

@@ -1,0 +1,245 @@
+"""Scanning, hashing and storing a file or folder: one `stat` per file when the hash cache knows it.
+
+Content is read at most once: a small file is read into memory, hashed and written to its blob
+from the same bytes; a large one is copied into a temp file beside its blob (in-kernel copy), the
+copy hashed with blake3's threads over mmap, then renamed to its digest. What is stored is always
+what was hashed, even when the source changes meanwhile. Temp files are flushed with one
+`syncfs` per batch before they are renamed, instead of one fsync per file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mloop._faults import crash_point
+from mloop.artifacts.hashing import PREFIX, digest_of_file
+from mloop.artifacts.manifest import Entry
+from mloop.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from mloop.artifacts.blobs import BlobStore
+    from mloop.data.hashcache import HashCache
+
+LARGE = 4 << 20  # from here on: in-kernel copy + threaded mmap hashing
+
+
+@dataclass
+class ScannedFile:
+    rel: str
+    full: str
+    st: os.stat_result
+
+
+def scan(path: Path) -> tuple[bool, list[ScannedFile]]:
+    """`(is_dir, files)` for a file or folder; symlinks and special files are refused, named."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError as exc:
+        raise NotFound(f"no such file or folder: {path}") from exc
+    except PermissionError as exc:
+        raise InvalidInput(f"cannot read {path}: permission denied") from exc
+    if stat_mod.S_ISLNK(st.st_mode):
+        raise InvalidInput(f"{path} is a symlink; add the file or folder it points to instead")
+    if stat_mod.S_ISREG(st.st_mode):
+        return False, [ScannedFile(path.name, str(path), st)]
+    if not stat_mod.S_ISDIR(st.st_mode):
+        raise InvalidInput(f"{path} is not a regular file or folder")
+    out: list[ScannedFile] = []
+    _walk(str(path), "", out)
+    out.sort(key=lambda f: f.rel)
+    return True, out
+
+
+def _walk(folder: str, prefix: str, out: list[ScannedFile]) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except PermissionError as exc:
+        raise InvalidInput(f"cannot read folder {folder}: permission denied") from exc
+    for entry in entries:
+        rel = prefix + entry.name
+        if entry.is_symlink():
+            raise InvalidInput(f"{entry.path} is a symlink; dataset folders hold regular files only")
+        if entry.is_dir(follow_symlinks=False):
+            _walk(entry.path, rel + "/", out)
+        elif entry.is_file(follow_symlinks=False):
+            out.append(ScannedFile(rel, entry.path, entry.stat(follow_symlinks=False)))
+        else:
+            raise InvalidInput(f"{entry.path} is not a regular file")
+
+
+def read_bytes(path: str) -> bytes:
+    """Read a (small) file whole; every content read of the data room goes through here or hash_large."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except PermissionError as exc:
+        raise InvalidInput(f"cannot read {path}: permission denied") from exc
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def hash_bytes(data: bytes) -> str:
+    import blake3
+
+    return PREFIX + blake3.blake3(data).hexdigest()
+
+
+def hash_large(path: str) -> str:
+    """A large file's digest (blake3 threads over mmap)."""
+    try:
+        return digest_of_file(path)
+    except PermissionError as exc:
+        raise InvalidInput(f"cannot read {path}: permission denied") from exc
+
+
+def digests_of(files: list[ScannedFile], cache: HashCache) -> list[str]:
+    """Digest of every file: from the cache where trusted, else read and hashed (and recorded)."""
+    known = cache.lookup(f.st for f in files)
+    fresh = []
+    for i, f in enumerate(files):
+        if known[i] is None:
+            known[i] = hash_large(f.full) if f.st.st_size >= LARGE else hash_bytes(read_bytes(f.full))
+            fresh.append((f.st, known[i]))
+    cache.record(fresh)
+    return known  # type: ignore[return-value]
+
+
+def manifest_entries(files: list[ScannedFile], digests: list[str]) -> list[Entry]:
+    return [Entry(f.rel, d, f.st.st_size) for f, d in zip(files, digests, strict=True)]
+
+
+# -- storing --------------------------------------------------------------------------------
+
+class _LocalWriter:
+    """Writes blobs into a local blob store: temp files, one syncfs, then renames."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.pending: list[tuple[str, str]] = []  # (tmp, key)
+        self.dirs: set[str] = set()
+        self.keys: set[str] = set()
+
+    def _tmp_for(self, key: str) -> str:
+        parent = os.path.dirname(key)
+        if parent not in self.dirs:
+            os.makedirs(parent, exist_ok=True)
+            self.dirs.add(parent)
+        return f"{key}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
+
+    def has(self, digest: str) -> bool:
+        key = self.store.key(digest)
+        return key in self.keys or os.path.exists(key)
+
+    def put_bytes(self, digest: str, data: bytes) -> None:
+        key = self.store.key(digest)
+        if key in self.keys or os.path.exists(key):
+            return
+        tmp = self._tmp_for(key)
+        with open(tmp, "wb") as fh:
+            half = len(data) // 2
+            fh.write(data[:half])
+            crash_point("blob.write")
+            fh.write(data[half:])
+        self.pending.append((tmp, key))
+        self.keys.add(key)
+
+    def put_large(self, src: str) -> str:
+        """Copy, hash the copy, keep it under its digest; returns the digest."""
+        import shutil
+
+        tmp = self._tmp_for(self.store.key(PREFIX + "0" * 64))
+        try:
+            shutil.copyfile(src, tmp)
+        except PermissionError as exc:
+            os.path.exists(tmp) and os.unlink(tmp)
+            raise InvalidInput(f"cannot read {src}: permission denied") from exc
+        crash_point("blob.write")
+        digest = hash_large(tmp)
+        key = self.store.key(digest)
+        if key in self.keys or os.path.exists(key):
+            os.unlink(tmp)
+            return digest
+        parent = os.path.dirname(key)
+        if parent not in self.dirs:
+            os.makedirs(parent, exist_ok=True)
+            self.dirs.add(parent)
+        self.pending.append((tmp, key))
+        self.keys.add(key)
+        return digest
+
+    def commit(self) -> None:
+        """Make every pending blob durable, then visible under its digest."""
+        if not self.pending:
+            return
+        _syncfs(os.path.dirname(self.pending[0][1]))
+        for tmp, key in self.pending:
+            os.replace(tmp, key)
+        _syncfs(os.path.dirname(self.pending[0][1]))
+        self.pending.clear()
+
+    def abort(self) -> None:
+        for tmp, _ in self.pending:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        self.pending.clear()
+
+
+def _syncfs(folder: str) -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
+def store_files(files: list[ScannedFile], store: BlobStore, cache: HashCache) -> list[str]:
+    """Store every file's content (once per digest) and return the digests, in order."""
+    known = cache.lookup(f.st for f in files)
+    fresh: list[tuple[os.stat_result, str]] = []
+    if store.is_local:
+        writer = _LocalWriter(store)
+        try:
+            for i, f in enumerate(files):
+                digest = known[i]
+                if digest is not None and writer.has(digest):
+                    continue
+                if f.st.st_size >= LARGE:
+                    digest = writer.put_large(f.full)
+                else:
+                    data = read_bytes(f.full)
+                    digest = hash_bytes(data)
+                    writer.put_bytes(digest, data)
+                known[i] = digest
+                fresh.append((f.st, digest))
+            crash_point("data.add.blobs_staged")
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        for i, f in enumerate(files):
+            if known[i] is None:
+                known[i] = hash_large(f.full) if f.st.st_size >= LARGE else hash_bytes(read_bytes(f.full))
+                fresh.append((f.st, known[i]))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda pair: store.put_file(pair[0].full, pair[1]), zip(files, known, strict=True)))
+    cache.record(fresh)
+    return known  # type: ignore[return-value]
+
