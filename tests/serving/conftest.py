@@ -1,83 +1,9 @@
-"""Fixtures for the model-server tests: registered scikit-learn models and a uvicorn server on a
-real port (port 0, in a thread), stopped with a deadline."""
+"""Fixtures for the model-server tests (helpers live in serving_helpers.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-import numpy as np
-import pandas as pd
 import pytest
-
-FEATURES = ["age", "income", "tenure", "plan"]
-
-
-def churn_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "age": rng.integers(18, 80, n).astype("int64"),
-        "income": rng.normal(50_000, 15_000, n).round(2),
-        "tenure": rng.normal(3, 1.5, n).round(3),
-        "plan": rng.choice(["basic", "plus", "pro"], n),
-    })
-    logit = (df.age - 45) / 15 + (df.income - 50_000) / 20_000 + np.where(df.plan == "pro", 1.0, 0.0)
-    df["churn"] = (logit + rng.normal(0, 0.5, n) > 0).astype("int64")
-    return df
-
-
-def fit_pipeline(df: pd.DataFrame, C: float = 1.0):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([("num", StandardScaler(), ["age", "income", "tenure"]),
-                                    ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"])])),
-        ("clf", LogisticRegression(C=C, max_iter=500)),
-    ])
-    return pipe.fit(df[FEATURES], df["churn"])
-
-
-def register(name: str, df: pd.DataFrame, C: float = 1.0, alias: str | None = None):
-    import mloop
-
-    model = fit_pipeline(df, C)
-    with mloop.start_run(experiment="serving-tests") as run:
-        mv = run.log_model(model, name, input_example=df[FEATURES].head(5), register=True)
-    if alias:
-        mloop.models.set_alias(name, alias, mv.version)
-    return mv, model
-
-
-class ServerThread:
-    """uvicorn serving an app on 127.0.0.1:0 in a thread."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.app = app
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                                access_log=False, loop="asyncio", http="h11" if False else "httptools")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise AssertionError("server did not start")
-            time.sleep(0.01)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "server did not stop"
+from serving_helpers import churn_frame, register
 
 
 @pytest.fixture
