@@ -28,6 +28,7 @@ GROUPS: list[tuple[str, str | None]] = [
     ("data", "data"),
     ("validation", None),
     ("serving", None),
+    ("pipeline", None),
 ]
 
 

@@ -1,0 +1,168 @@
+"""Typed materialisers: how a step output becomes a blob in the artifact store, and back.
+
+pandas / polars / pyarrow tables are stored as parquet, numpy arrays as .npy, JSON-exact values
+(dicts with string keys, lists, strings, numbers, booleans, None) as JSON, models through the
+registry's flavors when the registry can save them, and anything else with cloudpickle — which is
+loaded only when trusted (the registry's rule: pickles run code, so they are never loaded from a
+source nobody vouched for; a pipeline trusts blobs whose digests its own step records hold).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+from mloop.errors import InvalidInput
+
+KINDS = ("json", "pandas", "polars", "arrow", "numpy", "model", "pickle")
+
+
+def kind_of(value: Any) -> str:
+    """The materialiser that stores `value`."""
+    module = type(value).__module__
+    name = type(value).__name__
+    if module.startswith("pandas") and name == "DataFrame":
+        return "pandas"
+    if module.startswith("polars") and name == "DataFrame":
+        return "polars"
+    if module.startswith("pyarrow") and name == "Table":
+        return "arrow"
+    if module == "numpy" and name == "ndarray" and value.dtype != object:
+        return "numpy"
+    if _json_exact(value):
+        return "json"
+    if _is_model(value):
+        return "model"
+    return "pickle"
+
+
+def _json_exact(value: Any, depth: int = 0) -> bool:
+    if depth > 64:
+        return False
+    if value is None or isinstance(value, bool | str):
+        return True
+    if type(value) is int:
+        return True
+    if type(value) is float:
+        return not (math.isnan(value) or math.isinf(value))
+    if type(value) is list:
+        return all(_json_exact(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_exact(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _is_model(value: Any) -> bool:
+    return hasattr(value, "fit") and (hasattr(value, "predict") or hasattr(value, "transform")) \
+        and type(value).__module__.split(".")[0] in ("sklearn", "xgboost", "lightgbm")
+
+
+def dumps(value: Any) -> tuple[str, bytes]:
+    """`(kind, bytes)` for a value."""
+    kind = kind_of(value)
+    if kind == "json":
+        return kind, json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if kind in ("pandas", "arrow", "polars"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        if kind == "polars":
+            value.write_parquet(buf)
+        else:
+            table = value if kind == "arrow" else pa.Table.from_pandas(value, preserve_index=None)
+            pq.write_table(table, buf)
+        return kind, buf.getvalue()
+    if kind == "numpy":
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        return kind, buf.getvalue()
+    import cloudpickle
+
+    if kind == "model":
+        saved = _save_model(value)
+        if saved is not None:
+            return "model", saved
+        kind = "pickle"
+    try:
+        return kind, cloudpickle.dumps(value)
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidInput(f"cannot store a {type(value).__qualname__} step output: {exc}") from exc
+
+
+def _save_model(value: Any) -> bytes | None:
+    """A skops archive for scikit-learn models (loaded with the types it lists); None to fall back."""
+    if type(value).__module__.split(".")[0] != "sklearn":
+        return None
+    try:
+        import skops.io as sio
+
+        return sio.dumps(value)
+    except Exception:  # noqa: BLE001  (anything skops cannot write goes through cloudpickle)
+        return None
+
+
+def loads(kind: str, data: bytes, *, trust: bool = False) -> Any:
+    """A value back from `(kind, bytes)`; a pickle needs `trust=True`."""
+    if kind == "json":
+        return json.loads(data)
+    if kind in ("pandas", "arrow", "polars"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(data))
+        if kind == "arrow":
+            return table
+        if kind == "polars":
+            import polars as pl
+
+            return pl.from_arrow(table)
+        return table.to_pandas()
+    if kind == "numpy":
+        import numpy as np
+
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    if kind == "model":
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(data=data)
+        return sio.loads(data, trusted=untrusted if trust else _safe_types(untrusted))
+    if kind == "pickle":
+        if not trust:
+            raise InvalidInput(
+                "this step output is a pickle, which runs code when loaded; load it with trust=True only if "
+                "you trust whoever wrote to this artifact store"
+            )
+        import cloudpickle
+
+        return cloudpickle.loads(data)
+    raise InvalidInput(f"unknown materialiser {kind!r}; known: {', '.join(KINDS)}")
+
+
+def _safe_types(untrusted: list[str]) -> list[str]:
+    bad = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
+    if bad:
+        raise InvalidInput(f"the stored model uses types skops does not trust by default: {bad}; load with trust=True")
+    return untrusted
+
+
+def save(value: Any) -> dict:
+    """Store a value; returns `{"kind", "digest", "size"}`."""
+    from mloop.artifacts import get_blob_store
+
+    kind, data = dumps(value)
+    digest = get_blob_store().put_bytes(data)
+    return {"kind": kind, "digest": digest, "size": len(data)}
+
+
+def load(entry: dict, *, trust: bool = False) -> Any:
+    """Load a stored output (`{"kind", "digest"}`), verified against its digest."""
+    from mloop.artifacts import get_blob_store
+
+    return loads(entry["kind"], get_blob_store().get(entry["digest"]), trust=trust)
+
+
+__all__ = ["KINDS", "dumps", "kind_of", "load", "loads", "save"]
