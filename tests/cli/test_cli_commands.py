@@ -201,3 +201,15 @@ def test_corrupt_blob_exits_3(tmp_path, mloop_home):
     assert result.returncode == 3 and "does not match its digest" in result.stderr
     assert not (tmp_path / "out" / "notes.txt").exists()
     assert len(list((mloop_home / "logs").glob("*.log"))) == 1
+
+
+def test_experiments_delete_and_restore(runs):
+    assert invoke_cli("experiments", "delete", "other").returncode == 0
+    names = {e["name"] for e in json.loads(invoke_cli("experiments", "list", "--json").stdout)}
+    assert "other" not in names and "churn" in names
+    every = {e["name"]: e for e in json.loads(invoke_cli("experiments", "list", "--all", "--json").stdout)}
+    assert every["other"]["lifecycle_stage"] == "deleted"
+    assert invoke_cli("experiments", "restore", "other").returncode == 0
+    assert "other" in {e["name"] for e in json.loads(invoke_cli("experiments", "list", "--json").stdout)}
+    missing = invoke_cli("experiments", "delete", "never-made")
+    assert missing.returncode == 2 and "never-made" in missing.stderr
