@@ -22,7 +22,9 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
+    column,
     exists,
     func,
     literal,
@@ -33,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from mloop._faults import crash_point
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.store.db import Store
 from mloop.store.lineage import BlobRefRepo, _insert_ignore
@@ -287,7 +290,48 @@ _ATTRIBUTES = {
 }
 
 
-def _compare(col, op: str, value):  # noqa: ANN001
+ATTRIBUTE_KEYS = frozenset(_ATTRIBUTES)
+_STRING_ATTRS = {"run_id", "id", "run_name", "name", "status", "user", "experiment_id", "parent_id"}
+
+
+def _like_tokens(pattern: str) -> list[tuple[str, str]]:
+    """A LIKE pattern as `("any"|"one"|"lit", char)` tokens; a backslash makes the next char literal."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(("lit", pattern[i + 1]))
+            i += 2
+            continue
+        out.append(("any", c) if c == "%" else ("one", c) if c == "_" else ("lit", c))
+        i += 1
+    return out
+
+
+def _like_to_glob(pattern: str) -> str:
+    """SQLite's GLOB is case-sensitive whatever the PRAGMAs, so LIKE compiles to it there."""
+    special = {"*": "[*]", "?": "[?]", "[": "[[]"}
+    return "".join("*" if k == "any" else "?" if k == "one" else special.get(c, c) for k, c in _like_tokens(pattern))
+
+
+def _like_for_pg(pattern: str) -> str:
+    """The pattern with exactly the escapes PostgreSQL's `LIKE ... ESCAPE '\\'` expects."""
+    return "".join("%" if k == "any" else "_" if k == "one" else ("\\" + c if c in "%_\\" else c)
+                   for k, c in _like_tokens(pattern))
+
+
+def _compare(col, op: str, value, dialect: str, *, text: bool):  # noqa: ANN001
+    """`col op value` in SQL. Strings compare by code point on both dialects (COLLATE "C" on
+    PostgreSQL); LIKE is case-sensitive and ILIKE is not, on both."""
+    if op in ("LIKE", "ILIKE"):
+        if dialect == "sqlite":
+            if op == "LIKE":
+                return col.op("GLOB")(_like_to_glob(value))
+            return func.lower(col).op("GLOB")(func.lower(literal(_like_to_glob(value))))
+        pattern = _like_for_pg(value)
+        return col.like(pattern, escape="\\") if op == "LIKE" else col.ilike(pattern, escape="\\")
+    if text and dialect == "postgresql" and op in ("<", "<=", ">", ">="):
+        col = col.collate("C")
     if op == "=":
         return col == value
     if op == "!=":
@@ -300,15 +344,22 @@ def _compare(col, op: str, value):  # noqa: ANN001
         return col > value
     if op == ">=":
         return col >= value
-    if op == "LIKE":
-        return col.like(value)
-    if op == "ILIKE":
-        return func.lower(col).like(func.lower(value))
     if op == "IN":
         return col.in_(list(value))
     if op == "NOT IN":
         return col.not_in(list(value))
-    raise InvalidInput(f"unsupported operator {op!r}")
+    raise InvalidInput(f"bad filter: unsupported operator {op!r}")
+
+
+def _id_list(ids: Sequence[str], dialect: str):  # noqa: ANN202
+    """A whole id list as ONE bound parameter (`= ANY(array)` / `json_each`), so loading any number
+    of runs is a fixed number of statements with no parameter limit."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return lambda col: col == func.any(bindparam("ids", list(ids), type_=ARRAY(String)))
+    values = select(column("value")).select_from(func.json_each(bindparam("ids", json.dumps(list(ids)))))
+    return lambda col: col.in_(values.scalar_subquery())
 
 
 class RunRepo:
@@ -317,8 +368,19 @@ class RunRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def create(self, row: dict, params_: dict[str, str] | None = None, tags_: dict[str, str] | None = None) -> None:
+    def create(self, row: dict, params_: dict[str, str] | None = None, tags_: dict[str, str] | None = None,
+               environment: dict | None = None) -> None:
+        """Insert a run with its first params and tags, and its environment row if the store lacks it,
+        in one transaction."""
+
         def write(conn: Connection) -> None:
+            env_id = row.get("environment_id")
+            if env_id and environment is not None:
+                known = conn.execute(select(environments.c.id).where(environments.c.id == env_id)).first()
+                if known is None:
+                    _insert_ignore(conn, environments, [
+                        {"id": env_id, "data": json.dumps(environment, sort_keys=True), "created_ms": now_ms()}
+                    ])
             conn.execute(runs.insert(), row)
             ts, user = row["start_ms"], row["user"]
             if params_:
@@ -343,35 +405,36 @@ class RunRepo:
             return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
     def load(self, run_ids: Sequence[str]) -> list[dict]:
-        """Fully loaded runs (row, params, tags, latest metrics, experiment name) in the given order."""
+        """Fully loaded runs (row, params, tags, latest metrics, experiment name) in the given order.
+
+        Four statements whatever the number of runs."""
         if not run_ids:
             return []
         now = now_ms()
         out: dict[str, dict] = {}
+        among = _id_list(run_ids, self.store.dialect)
         with self.store.read() as conn:
-            for chunk in _chunks(list(run_ids), 900):
-                query = (
-                    select(runs, status_expr(now).label("effective_status"), experiments.c.name.label("experiment"))
-                    .join(experiments, experiments.c.id == runs.c.experiment_id)
-                    .where(runs.c.id.in_(chunk))
-                )
-                for r in conn.execute(query).mappings():
-                    d = dict(r)
-                    d["status"] = d.pop("effective_status")
-                    d.update(params={}, tags={}, metrics={})
-                    out[d["id"]] = d
+            query = (
+                select(runs, status_expr(now).label("effective_status"), experiments.c.name.label("experiment"))
+                .join(experiments, experiments.c.id == runs.c.experiment_id)
+                .where(among(runs.c.id))
+            )
+            for r in conn.execute(query).mappings():
+                d = dict(r)
+                d["status"] = d.pop("effective_status")
+                d.update(params={}, tags={}, metrics={})
+                out[d["id"]] = d
+            for table, field in ((params, "params"), (tags, "tags")):
                 for run_id, key, value in conn.execute(
-                    select(params.c.run_id, params.c.key, params.c.value).where(params.c.run_id.in_(chunk))
+                    select(table.c.run_id, table.c.key, table.c.value).where(among(table.c.run_id))
                 ):
-                    out[run_id]["params"][key] = value
-                for run_id, key, value in conn.execute(
-                    select(tags.c.run_id, tags.c.key, tags.c.value).where(tags.c.run_id.in_(chunk))
-                ):
-                    out[run_id]["tags"][key] = value
-                lm = latest_metrics.c
-                for run_id, key, value, is_nan in conn.execute(
-                    select(lm.run_id, lm.key, lm.value, lm.is_nan).where(lm.run_id.in_(chunk))
-                ):
+                    if run_id in out:
+                        out[run_id][field][key] = value
+            lm = latest_metrics.c
+            for run_id, key, value, is_nan in conn.execute(
+                select(lm.run_id, lm.key, lm.value, lm.is_nan).where(among(lm.run_id))
+            ):
+                if run_id in out:
                     out[run_id]["metrics"][key] = math.nan if is_nan else value
         return [out[i] for i in run_ids if i in out]
 
@@ -382,6 +445,19 @@ class RunRepo:
         if error is not None:
             values["error"] = error
         self.store.transact(lambda conn: conn.execute(update(runs).where(runs.c.id == run_id).values(**values)))
+
+    def resume(self, run_id: str, heartbeat_interval_ms: int) -> dict:
+        """Mark an existing run RUNNING again (end time and error cleared); returns it loaded."""
+        found = self.get(run_id)
+        if found["lifecycle_stage"] == "deleted":
+            raise Conflict(f"run {run_id} is deleted; restore it with 'mloop runs restore {run_id}' to resume it")
+        ts = now_ms()
+        self.store.transact(lambda conn: conn.execute(
+            update(runs).where(runs.c.id == run_id).values(
+                status="RUNNING", end_ms=None, error=None, heartbeat_ms=ts, heartbeat_interval_ms=heartbeat_interval_ms)
+        ))
+        return {**found, "status": "RUNNING", "end_ms": None, "error": None, "heartbeat_ms": ts,
+                "heartbeat_interval_ms": heartbeat_interval_ms}
 
     def heartbeat(self, run_ids: Iterable[str]) -> None:
         ids = list(run_ids)
@@ -405,17 +481,24 @@ class RunRepo:
         limit: int | None,
         include_deleted: bool = False,
     ) -> list[str]:
-        """Run ids matching every clause, ordered; compiled to one SQL query."""
+        """Run ids matching every clause, ordered; compiled to one SQL query.
+
+        Runs of deleted experiments are left out unless experiments are named or `include_deleted`.
+        """
         now = now_ms()
+        dialect = self.store.dialect
         query = select(runs.c.id)
         if experiment_ids is not None:
             query = query.where(runs.c.experiment_id.in_(list(experiment_ids)))
         if not include_deleted:
             query = query.where(runs.c.lifecycle_stage == "active")
+            if experiment_ids is None:
+                active = select(experiments.c.id).where(experiments.c.lifecycle_stage == "active")
+                query = query.where(runs.c.experiment_id.in_(active))
         for clause in clauses:
-            query = query.where(self._clause(clause, now))
+            query = query.where(self._clause(clause, now, dialect))
         for i, order in enumerate(order_by):
-            col = self._order_col(order, i, now)
+            col = self._order_col(order, i, now, dialect)
             query = query.order_by(col.is_(None), col.desc() if order.descending else col.asc())
         query = query.order_by(runs.c.start_ms.desc(), runs.c.id)
         if limit is not None:
@@ -424,44 +507,46 @@ class RunRepo:
             return list(conn.execute(query).scalars())
 
     @staticmethod
-    def _clause(clause: Clause, now: int):  # noqa: ANN205
+    def _attribute(key: str, now: int):  # noqa: ANN205
+        if key == "status":
+            return status_expr(now)
+        col = _ATTRIBUTES.get(key)
+        if col is None:
+            raise InvalidInput(f"bad filter: unknown attribute {key!r}; known: {', '.join(sorted(_ATTRIBUTES))}")
+        return col
+
+    @classmethod
+    def _clause(cls, clause: Clause, now: int, dialect: str):  # noqa: ANN206
         if clause.kind == "attributes":
-            if clause.key == "status":
-                return _compare(status_expr(now), clause.op, clause.value)
-            col = _ATTRIBUTES.get(clause.key)
-            if col is None:
-                raise InvalidInput(
-                    f"unknown attribute {clause.key!r} in filter; known: {', '.join(sorted(_ATTRIBUTES))}"
-                )
-            return _compare(col, clause.op, clause.value)
+            col = cls._attribute(clause.key, now)
+            return _compare(col, clause.op, clause.value, dialect, text=clause.key in _STRING_ATTRS)
         if clause.kind == "metrics":
             lm = latest_metrics.c
             return exists().where(
                 lm.run_id == runs.c.id, lm.key == clause.key, not_(lm.is_nan),
-                _compare(lm.value, clause.op, clause.value),
+                _compare(lm.value, clause.op, clause.value, dialect, text=False),
             )
         table = {"params": params, "tags": tags}[clause.kind]
         return exists().where(table.c.run_id == runs.c.id, table.c.key == clause.key,
-                              _compare(table.c.value, clause.op, clause.value))
+                              _compare(table.c.value, clause.op, clause.value, dialect, text=True))
 
-    @staticmethod
-    def _order_col(order: OrderBy, i: int, now: int):  # noqa: ANN205
+    @classmethod
+    def _order_col(cls, order: OrderBy, i: int, now: int, dialect: str):  # noqa: ANN206
         if order.kind == "attributes":
-            if order.key == "status":
-                return status_expr(now)
-            col = _ATTRIBUTES.get(order.key)
-            if col is None:
-                raise InvalidInput(f"unknown attribute {order.key!r} in order_by")
-            return col
-        if order.kind == "metrics":
+            col = cls._attribute(order.key, now)
+            text = order.key in _STRING_ATTRS
+        elif order.kind == "metrics":
             lm = latest_metrics.alias(f"om{i}")
             return (
                 select(case((lm.c.is_nan, None), else_=lm.c.value))
                 .where(lm.c.run_id == runs.c.id, lm.c.key == order.key)
                 .scalar_subquery()
             )
-        table = {"params": params, "tags": tags}[order.kind].alias(f"o{i}")
-        return select(table.c.value).where(table.c.run_id == runs.c.id, table.c.key == order.key).scalar_subquery()
+        else:
+            table = {"params": params, "tags": tags}[order.kind].alias(f"o{i}")
+            col = select(table.c.value).where(table.c.run_id == runs.c.id, table.c.key == order.key).scalar_subquery()
+            text = True
+        return col.collate("C") if text and dialect == "postgresql" else col
 
 
 class ParamRepo:
@@ -480,12 +565,18 @@ class ParamRepo:
                 detail = "; ".join(f"{k!r}: logged {old!r}, now {new!r}" for k, (old, new) in clashes.items())
                 raise Conflict(f"run {run_id} already has param(s) with another value ({detail}); "
                                "params are write-once, log a new key or start a new run")
-            fresh = [{"run_id": run_id, "key": k, "value": v, "ts": now_ms(), "user": current_user()}
+            ts, user = now_ms(), current_user()
+            fresh = [{"run_id": run_id, "key": k, "value": v, "ts": ts, "user": user}
                      for k, v in values.items() if k not in existing]
             if fresh:
                 conn.execute(params.insert(), fresh)
 
-        self.store.transact(write)
+        try:
+            self.store.transact(write)
+        except IntegrityError:
+            # Another writer logged one of these keys between our read and insert (PostgreSQL):
+            # read again, which is now a no-op or a Conflict naming both values.
+            self.store.transact(write)
 
 
 class TagRepo:
@@ -528,13 +619,15 @@ class MetricRepo:
             if cur is None or (step, ts) >= (cur["step"], cur["ts"]):
                 latest[(run_id, key)] = rec
 
+        ordered = [latest[k] for k in sorted(latest)]  # one lock order: concurrent batches never deadlock
+
         def write(conn: Connection) -> bool:
-            try:
-                with conn.begin_nested():
-                    conn.execute(metric_batches.insert(), {"batch_id": batch_id, "rows": len(records),
-                                                           "ts": now_ms(), "user": current_user()})
-            except IntegrityError:
-                return False
+            claim = (_upsert(conn, metric_batches).on_conflict_do_nothing(index_elements=["batch_id"])
+                     .returning(metric_batches.c.batch_id))
+            claimed = conn.execute(claim, {"batch_id": batch_id, "rows": len(records), "ts": now_ms(),
+                                           "user": current_user()}).first()
+            if claimed is None:
+                return False  # a replay of a batch that already committed
             conn.execute(metrics.insert(), records)
             stmt = _upsert(conn, latest_metrics)
             ex = stmt.excluded
@@ -543,7 +636,8 @@ class MetricRepo:
                 set_={"step": ex.step, "ts": ex.ts, "value": ex.value, "is_nan": ex.is_nan},
                 where=(ex.step > latest_metrics.c.step)
                 | ((ex.step == latest_metrics.c.step) & (ex.ts >= latest_metrics.c.ts)),
-            ), list(latest.values()))
+            ), ordered)
+            crash_point("metrics.before_commit")
             return True
 
         return self.store.transact(write)
@@ -601,5 +695,5 @@ def _chunks(items: list, size: int):
 __all__ = [
     "experiments", "runs", "params", "tags", "metrics", "latest_metrics", "metric_batches", "run_artifacts",
     "environments", "ExperimentRepo", "RunRepo", "ParamRepo", "TagRepo", "MetricRepo", "RunArtifactRepo",
-    "EnvironmentRepo", "Clause", "OrderBy", "status_expr",
+    "EnvironmentRepo", "Clause", "OrderBy", "status_expr", "ATTRIBUTE_KEYS",
 ]

@@ -11,13 +11,13 @@ import threading
 import uuid
 from typing import Any
 
+from mloop._faults import crash_point
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.store.db import get_store
 from mloop.store.schema import current_user, now_ms
 from mloop.store.tracking import (
     DEFAULT_EXPERIMENT,
     TERMINAL,
-    EnvironmentRepo,
     ExperimentRepo,
     MetricRepo,
     RunRepo,
@@ -83,14 +83,17 @@ def start_run(
     heartbeat_s = get_settings().heartbeat_s
     runs = RunRepo(store)
     if run_id is not None:
-        record = runs.get(run_id)
-        runs.set_status(run_id, "RUNNING")
-        record["status"] = "RUNNING"
+        record = runs.resume(run_id, int(heartbeat_s * 1000))
         run = Run(record, store, active=True)
     else:
-        exp_name = experiment or _experiment.get() or (parent.experiment if parent else None) or DEFAULT_EXPERIMENT
+        exp_name = experiment
+        if exp_name is None:
+            exp_name = _experiment.get() or (parent.experiment if parent else None) or DEFAULT_EXPERIMENT
         exp = ExperimentRepo(store).get_or_create(_check_name(exp_name))
-        env_id = parent._record.get("environment_id") if parent is not None else _capture_environment(store)
+        if parent is None:
+            env_id, env, diff = _capture_environment()
+        else:  # a child run shares its parent's environment
+            env_id, env, diff = parent._record.get("environment_id"), None, None
         rid = uuid.uuid4().hex
         ts = now_ms()
         row = {
@@ -110,11 +113,16 @@ def start_run(
         }
         str_params = {str(k): str(v) for k, v in (params or {}).items()}
         str_tags = {str(k): str(v) for k, v in (tags or {}).items()}
-        runs.create(row, str_params, str_tags)
+        runs.create(row, str_params, str_tags, environment=env)
+        crash_point("run.after_create")
         run = Run({**row, "experiment": exp["name"], "params": str_params, "tags": str_tags, "metrics": {}},
                   store, active=True)
-        if env_id and _pending_diff.get(env_id):
-            run.log_bytes(_pending_diff[env_id], "environment/git.diff")
+        if diff:
+            try:
+                run.log_bytes(diff, "environment/git.diff")
+            except BaseException as exc:
+                runs.set_status(rid, "FAILED", end_ms=now_ms(), error=f"could not store the git diff: {exc}")
+                raise
     _stack.set((*_stack.get(), run))
     with _open_lock:
         _open_runs[run.id] = run
@@ -122,21 +130,10 @@ def start_run(
     return run
 
 
-_pending_diff: dict[str, bytes] = {}
-_env_cache: dict[tuple[str, str], str] = {}
-
-
-def _capture_environment(store) -> str:  # noqa: ANN001
+def _capture_environment() -> tuple[str, dict, bytes | None]:
     from mloop.tracking import environment
 
-    env_id, record, diff = environment.capture()
-    key = (store.uri, env_id)
-    if key not in _env_cache:
-        EnvironmentRepo(store).put(env_id, record)
-        _env_cache[key] = env_id
-    if diff:
-        _pending_diff[env_id] = diff
-    return env_id
+    return environment.capture()
 
 
 def _end(run: Run, status: str, error: str | None = None) -> None:
@@ -237,7 +234,18 @@ def delete_run(run_id: str) -> None:
 
 
 def restore_run(run_id: str) -> None:
+    """Bring a soft-deleted run back."""
     RunRepo(get_store()).set_stage(run_id, "active")
+
+
+def delete_experiment(name: str) -> None:
+    """Soft-delete an experiment: its runs leave searches that do not name it; no new runs start in it."""
+    ExperimentRepo(get_store()).set_stage(name, "deleted")
+
+
+def restore_experiment(name: str) -> None:
+    """Bring a soft-deleted experiment back."""
+    ExperimentRepo(get_store()).set_stage(name, "active")
 
 
 def _end_open_runs_at_exit() -> None:
@@ -254,7 +262,11 @@ atexit.register(_end_open_runs_at_exit)
 
 
 def _forget_in_child() -> None:
+    # A forked child starts with no active run: the parent's runs are the parent's to end.
+    global _open_lock
     _open_runs.clear()
+    _open_lock = threading.Lock()
+    _stack.set(())
 
 
 import os as _os  # noqa: E402

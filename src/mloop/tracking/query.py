@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mloop.errors import InvalidInput
 from mloop.store.db import get_store
 from mloop.store.tracking import ExperimentRepo, RunRepo
 from mloop.tracking.run import Run
@@ -45,6 +46,10 @@ def search_runs(
     >>> mloop.search_runs(experiment="churn", filter="metrics.auc > 0.8",
     ...                   order_by=["metrics.auc DESC"])  # doctest: +SKIP
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidInput(f"limit must be a positive integer or None, got {limit!r}")
+    clauses = parse_filter(filter)
+    orders = parse_order_by(order_by)
     store = get_store()
     get_writer(store).flush()
     exp_ids = None
@@ -52,8 +57,6 @@ def search_runs(
         names = [experiment] if isinstance(experiment, str) else list(experiment)
         repo = ExperimentRepo(store)
         exp_ids = [repo.get(n)["id"] for n in names]
-    clauses = parse_filter(filter)
-    orders = parse_order_by(order_by)
     runs = RunRepo(store)
     ids = runs.search(exp_ids, clauses, orders, limit, include_deleted=include_deleted)
     return RunList(Run(r, store) for r in runs.load(ids))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mloop.errors import InvalidInput
 from mloop.store.schema import now_ms
 from mloop.store.tracking import EnvironmentRepo, ParamRepo, RunArtifactRepo, RunRepo, TagRepo
+from mloop.tracking.writer import get_writer
 
 if TYPE_CHECKING:
     from mloop.store.db import Store
@@ -46,6 +47,7 @@ class Run:
         self._store = store
         self._active = active
         self._owner = True  # False for the handle a nested-in-step start_run() hands back
+        self._latest: dict[str, tuple[int, int]] = {}  # key -> (step, ts) of the value in `metrics`
 
     # -- record -----------------------------------------------------------------------------
     id = property(lambda self: self._record["id"])
@@ -87,10 +89,9 @@ class Run:
     def refresh(self) -> Run:
         """Re-read the record from the store (flushing this process's buffered metrics first)."""
         if self._active:
-            from mloop.tracking.writer import get_writer
-
             get_writer(self._store).flush()
         self._record = RunRepo(self._store).get(self.id)
+        self._latest = {}
         return self
 
     def to_dict(self) -> dict:
@@ -135,21 +136,31 @@ class Run:
             self._record["tags"].update(clean)
 
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
-        """Buffer one metric value (committed within a second, and at the end of the run)."""
-        from mloop.tracking.writer import get_writer
+        """Buffer one metric value (committed within a second, and at the end of the run).
 
-        _check_key("metric", key)
-        v = _as_float(key, value)
-        get_writer(self._store).add((self.id, key, v, int(step or 0), int(timestamp or now_ms())))
-        self._record["metrics"][key] = v
+        NaN and inf are kept as such. `step` defaults to 0 and `timestamp` (int ms) to now.
+        """
+        row = (self.id, _check_key("metric", key), _as_float(key, value), 0 if step is None else int(step),
+               now_ms() if timestamp is None else int(timestamp))
+        get_writer(self._store).add(row)
+        self._note_latest(row)
 
     def log_metrics(self, values: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
-        from mloop.tracking.writer import get_writer
-
-        ts, st = int(timestamp or now_ms()), int(step or 0)
+        """Buffer several metrics at one step and timestamp."""
+        ts = now_ms() if timestamp is None else int(timestamp)
+        st = 0 if step is None else int(step)
         rows = [(self.id, _check_key("metric", k), _as_float(k, v), st, ts) for k, v in values.items()]
         get_writer(self._store).add_many(rows)
-        self._record["metrics"].update({r[1]: r[2] for r in rows})
+        for row in rows:
+            self._note_latest(row)
+
+    def _note_latest(self, row: tuple) -> None:
+        # Keep `metrics` on an active handle to the store's rule: highest step, then newest timestamp.
+        _, key, value, step, ts = row
+        seen = self._latest.get(key)
+        if seen is None or (step, ts) >= seen:
+            self._latest[key] = (step, ts)
+            self._record["metrics"][key] = value
 
     def log_artifact(self, local_path: str | os.PathLike, artifact_path: str | None = None) -> str:
         """Store a file or a folder under `artifact_path/<name>`; return its artifact path."""

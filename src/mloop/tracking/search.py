@@ -4,7 +4,9 @@
 
 `and`-joined comparisons (`= != < <= > >=`, `LIKE`, `ILIKE`, `IN`, `NOT IN`) over `metrics.`,
 `params.`, `tags.` and `attributes.`; backticks or quotes around dotted keys. Params and tags
-compare as strings, metrics as numbers; a comparison never matches NaN.
+compare as strings (by code point), metrics as numbers; a comparison never matches NaN, and a run
+without the key never matches. LIKE is case-sensitive, ILIKE is not; in their patterns `%` and
+`_` are wildcards and a backslash makes the next character literal.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 
 from mloop.errors import InvalidInput
-from mloop.store.tracking import Clause, OrderBy
+from mloop.store.tracking import ATTRIBUTE_KEYS, Clause, OrderBy
 
 _KINDS = {
     "metrics": "metrics", "metric": "metrics",
@@ -64,7 +66,9 @@ def _split_key(token: str) -> tuple[str, str]:
 
 
 def _unquote(s: str) -> str:
-    return re.sub(r"\\(.)", r"\1", s[1:-1])
+    """The string literal's text: `\\'`, `\\"` and `\\\\` unescape; any other backslash stays (so
+    `'ops\\_%'` reaches LIKE with its escaped underscore)."""
+    return re.sub(r"\\([\\'\"])", r"\1", s[1:-1])
 
 
 def parse_filter(text: str | None) -> list[Clause]:
@@ -88,6 +92,7 @@ def parse_filter(text: str | None) -> list[Clause]:
     while True:
         _, ident = expect(("ident",), "a key such as metrics.auc")
         kind, key = _split_key(ident)
+        _check_attribute(kind, key)
         op = _operator(toks, i, text)
         i += 2 if op == "NOT IN" else 1
         if op in ("IN", "NOT IN"):
@@ -144,14 +149,29 @@ def _value(kind: str, key: str, tok: tuple[str, str], op: str) -> object:
     return _unquote(raw)
 
 
-def parse_order_by(items: list[str] | None) -> list[OrderBy]:
-    """Parse `["metrics.auc DESC", "params.C"]` (ASC by default)."""
+def parse_order_by(items: list[str] | str | None) -> list[OrderBy]:
+    """Parse `["metrics.auc DESC", "params.C"]` (ASC by default); runs without the key sort last."""
+    if isinstance(items, str):
+        items = [items]
     out = []
     for item in items or []:
-        parts = item.strip().rsplit(None, 1)
-        direction = "ASC"
-        if len(parts) == 2 and parts[1].upper() in ("ASC", "DESC"):
-            item, direction = parts[0], parts[1].upper()
-        kind, key = _split_key(item.strip())
-        out.append(OrderBy(kind, key, direction == "DESC"))
+        toks = _tokens(item) if isinstance(item, str) else []
+        if not toks or toks[0][0] != "ident":
+            raise InvalidInput(f"bad order_by {item!r}: expected a key such as 'metrics.auc DESC'")
+        kind, key = _split_key(toks[0][1])
+        _check_attribute(kind, key)
+        descending = False
+        if len(toks) > 1:
+            word = toks[1][1].upper() if toks[1][0] == "ident" else ""
+            if word not in ("ASC", "DESC"):
+                raise InvalidInput(f"bad order_by {item!r}: expected ASC or DESC, got {toks[1][1]!r}")
+            descending = word == "DESC"
+        if len(toks) > 2:
+            raise InvalidInput(f"bad order_by {item!r}: unexpected {toks[2][1]!r} after the direction")
+        out.append(OrderBy(kind, key, descending))
     return out
+
+
+def _check_attribute(kind: str, key: str) -> None:
+    if kind == "attributes" and key not in ATTRIBUTE_KEYS:
+        raise InvalidInput(f"bad filter: unknown attribute {key!r}; known: {', '.join(sorted(ATTRIBUTE_KEYS))}")

@@ -1,8 +1,13 @@
 """The buffered metric writer and the heartbeat, on one daemon thread per process and store.
 
-`add` costs an append under a lock. Rows commit every second or every 1,000 rows, and on `flush()`,
-which writes in the caller's thread and returns when the rows are committed. Each batch carries a
-client batch id: a batch replayed after a failed commit is applied once.
+`add` costs an append under a lock. Rows commit every second or every 1,000 rows (the thread
+waits on an Event that a full buffer sets), and on `flush()`, which commits in the caller's thread
+and returns once the rows are committed, so `end_run` returns right after its final flush. Each
+batch carries a client batch id: a batch replayed after a failed commit is applied once.
+
+The thread exits when nothing is buffered and no run is beating, and `add`/`beat` start it again,
+so idle stores cost no thread. After `fork()` the child forgets the parent's writers: the parent's
+buffered rows are the parent's to commit.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from mloop._faults import crash_point
+from mloop.store.db import get_store
 from mloop.store.tracking import MetricRepo, RunRepo
 
 if TYPE_CHECKING:
@@ -25,17 +31,16 @@ log = logging.getLogger(__name__)
 
 FLUSH_ROWS = 1000
 FLUSH_SECONDS = 1.0
+BATCH_ROWS = 5000  # rows per transaction when a flush has more
 
 Row = tuple[str, str, float, int, int]  # run_id, key, value, step, ts
 
 
 class MetricWriter:
-    """Buffers metric rows for one store and commits them in batches; beats active runs' hearts."""
+    """Buffers metric rows for one store URI and commits them in batches; beats active runs' hearts."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.metrics = MetricRepo(store)
-        self.runs = RunRepo(store)
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._rows: list[Row] = []
@@ -46,68 +51,93 @@ class MetricWriter:
         self._beating: dict[str, float] = {}  # run id -> heartbeat interval (s)
         self._last_beat = 0.0
 
+    @property
+    def store(self) -> Store:
+        """The current store for this URI (re-opened if settings were reset)."""
+        return get_store(self.uri)
+
     def add(self, row: Row) -> None:
+        """Buffer one row (microseconds: an append under a lock)."""
         with self._lock:
             self._rows.append(row)
-            full = len(self._rows) >= FLUSH_ROWS
-        if self._thread is None:
-            self._start()
+            full = len(self._rows) == FLUSH_ROWS  # wake the thread once, as the buffer fills
+            if self._thread is None:
+                self._start_locked()
         if full:
             self._wake.set()
 
     def add_many(self, rows: list[Row]) -> None:
         with self._lock:
+            before = len(self._rows)
             self._rows.extend(rows)
-            full = len(self._rows) >= FLUSH_ROWS
-        if self._thread is None:
-            self._start()
+            full = before < FLUSH_ROWS <= len(self._rows)
+            if self._thread is None:
+                self._start_locked()
         if full:
             self._wake.set()
 
+    def pending(self) -> int:
+        """Rows buffered and not yet committed (including batches waiting for a replay)."""
+        with self._lock:
+            return len(self._rows) + sum(len(b) for _, b in self._failed)
+
     def flush(self) -> None:
-        """Commit everything added so far; returns once it is committed (raises if it could not be)."""
+        """Commit everything added so far; returns once it is committed (raises if it could not be).
+
+        A batch that failed keeps its id and is replayed first next time; if its commit had in fact
+        gone through, the store ignores the replay.
+        """
         with self._flush_lock:
             with self._lock:
                 rows, self._rows = self._rows, []
-            batches = self._failed + [(uuid.uuid4().hex, rows[i : i + 5000]) for i in range(0, len(rows), 5000)]
-            self._failed = []
+                batches = self._failed + [
+                    (uuid.uuid4().hex, rows[i : i + BATCH_ROWS]) for i in range(0, len(rows), BATCH_ROWS)
+                ]
+                self._failed = []
+            if not batches:
+                return
+            repo = MetricRepo(self.store)
             for n, (batch_id, batch) in enumerate(batches):
                 try:
-                    self.metrics.write_batch(batch_id, batch)
-                except Exception:
-                    self._failed.extend(batches[n:])
+                    repo.write_batch(batch_id, batch)
+                except BaseException:
+                    with self._lock:
+                        self._failed = batches[n:] + self._failed
                     raise
-            if batches:
-                crash_point("metrics.after_flush")
+            crash_point("metrics.after_flush")
 
     def beat(self, run_id: str, interval_s: float) -> None:
         """Keep `run_id`'s heartbeat fresh until `stop_beating`."""
         with self._lock:
+            shorter = interval_s < min([FLUSH_SECONDS, *self._beating.values()])
             self._beating[run_id] = interval_s
-        if self._thread is None:
-            self._start()
-        self._wake.set()
+            if self._thread is None:
+                self._start_locked()
+            elif shorter:  # the thread is waiting on a longer interval: let it pick this one up
+                self._wake.set()
 
     def stop_beating(self, run_id: str) -> None:
         with self._lock:
             self._beating.pop(run_id, None)
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="mloop-metric-writer", daemon=True)
-                self._thread.start()
+    def _start_locked(self) -> None:
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="mloop-metric-writer", daemon=True)
+        self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop:
+        while True:
             with self._lock:
+                if self._stop or not (self._rows or self._failed or self._beating):
+                    self._thread = None
+                    return
                 interval = min([FLUSH_SECONDS, *self._beating.values()])
             self._wake.wait(interval)
             self._wake.clear()
             try:
                 self.flush()
             except Exception:  # kept for replay; the next tick or the final flush retries
-                log.warning("metric flush to %s failed; will retry", self.store.uri, exc_info=True)
+                log.warning("metric flush to %s failed; will retry", self.uri, exc_info=True)
             self._heartbeat()
 
     def _heartbeat(self) -> None:
@@ -119,16 +149,18 @@ class MetricWriter:
         if now - self._last_beat < min(beating.values()) * 0.9:
             return
         try:
-            self.runs.heartbeat(beating)
+            RunRepo(self.store).heartbeat(beating)
             self._last_beat = now
         except Exception:
-            log.warning("heartbeat to %s failed", self.store.uri, exc_info=True)
+            log.warning("heartbeat to %s failed", self.uri, exc_info=True)
 
     def close(self) -> None:
+        """Flush, then let the thread end."""
         try:
             self.flush()
         finally:
-            self._stop = True
+            with self._lock:
+                self._stop = True
             self._wake.set()
 
 
@@ -136,28 +168,29 @@ _writers: dict[str, MetricWriter] = {}
 _writers_lock = threading.Lock()
 
 
-def get_writer(store: Store) -> MetricWriter:
-    """The process's writer for a store."""
-    writer = _writers.get(store.uri)
+def get_writer(store: Store | str) -> MetricWriter:
+    """The process's writer for a store (or a store URI)."""
+    uri = store if isinstance(store, str) else store.uri
+    writer = _writers.get(uri)
     if writer is None:
         with _writers_lock:
-            writer = _writers.get(store.uri)
+            writer = _writers.get(uri)
             if writer is None:
-                writer = _writers[store.uri] = MetricWriter(store)
+                writer = _writers[uri] = MetricWriter(uri)
     return writer
 
 
 def flush_all() -> None:
-    """Commit every buffered metric of this process (at exit, and before a fork-free hand-off)."""
+    """Commit every buffered metric of this process (at exit, and before handing a store over)."""
     for writer in list(_writers.values()):
         try:
             writer.flush()
         except Exception:
-            log.error("could not flush metrics to %s at exit", writer.store.uri, exc_info=True)
+            log.error("could not flush metrics to %s", writer.uri, exc_info=True)
 
 
 def _forget_in_child() -> None:
-    # The parent's buffered rows and thread belong to the parent.
+    # The parent's buffered rows, heartbeats and thread belong to the parent; locks may be held.
     global _writers_lock
     _writers.clear()
     _writers_lock = threading.Lock()
