@@ -129,19 +129,21 @@ def library_version(module_name: str) -> str:
 
 
 # -- source hashing --------------------------------------------------------------------------------
-_source_cache: dict[types.CodeType, str] = {}
+# By the code object's identity (equal code objects can come from different source: comments), keeping
+# the object alive so its id is not reused.
+_source_cache: dict[int, tuple[types.CodeType, str]] = {}
 
 
 def _source_of_code(fn: Any) -> str:
     code = getattr(fn, "__code__", None)
-    if code is not None and code in _source_cache:
-        return _source_cache[code]
+    if code is not None and id(code) in _source_cache:
+        return _source_cache[id(code)][1]
     try:
         text = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
         text = _code_text(code) if code is not None else repr(fn)
     if code is not None:
-        _source_cache[code] = text
+        _source_cache[id(code)] = (code, text)
     return text
 
 
@@ -256,10 +258,13 @@ class CodeHasher:
             if isinstance(value, types.MethodType) and isinstance(value.__func__, types.FunctionType):
                 return "method:" + self.value(value.__func__, names)
             return "lib:" + library_version(owner or "builtins")
-        try:
-            return "json:" + canonical_json(value)
-        except InvalidInput:
-            pass
+        if closure or _immutable(value):
+            try:
+                return "json:" + canonical_json(value)
+            except InvalidInput:
+                pass
+        elif isinstance(value, list | dict | set):
+            return f"mutable:{type(value).__qualname__}"  # module state (a registry, a counter) is not an input
         if closure:
             try:
                 import cloudpickle
@@ -272,6 +277,14 @@ class CodeHasher:
         if module is not None and is_project_module(module):
             return "obj:" + self.klass(type(value))
         return f"obj:{library_version(module_name)}:{type(value).__qualname__}"
+
+
+def _immutable(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return True
+    if isinstance(value, tuple | frozenset):
+        return all(_immutable(v) for v in value)
+    return False
 
 
 def cache_key(*, step_name: str, code: str, cache_version: Any, params_json: str, inputs: list[str],
