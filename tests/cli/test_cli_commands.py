@@ -213,3 +213,10 @@ def test_experiments_delete_and_restore(runs):
     assert "other" in {e["name"] for e in json.loads(invoke_cli("experiments", "list", "--json").stdout)}
     missing = invoke_cli("experiments", "delete", "never-made")
     assert missing.returncode == 2 and "never-made" in missing.stderr
+
+
+def test_lineage_of_an_unknown_run_or_uri_exits_2():
+    result = invoke_cli("lineage", "runs:/feedfacefeedfacefeedfacefeedface")
+    assert result.returncode == 2 and "feedfacefeedfacefeedfacefeedface" in result.stderr
+    bad = invoke_cli("lineage", "what-is-this")
+    assert bad.returncode == 2 and "'what-is-this'" in bad.stderr

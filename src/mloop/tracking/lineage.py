@@ -13,9 +13,21 @@ from mloop.errors import InvalidInput
 from mloop.store.db import get_store
 from mloop.store.lineage import Edge, LineageRepo
 
+
+def _run_node(rest: str) -> tuple[str, str]:
+    """`runs:/<id>[/<path>]` -> ("run", id); an unknown id is NotFound, not an empty walk."""
+    from mloop.errors import NotFound
+    from mloop.store.tracking import RunRepo
+
+    run_id = rest.split("/", 1)[0]
+    if not run_id or not RunRepo(get_store()).exists(run_id):
+        raise NotFound(f"no run {run_id!r}; list runs with 'mloop runs list'")
+    return "run", run_id
+
+
 # prefix -> callable(rest) -> (kind, id); rooms add theirs on import.
 RESOLVERS: dict[str, Callable[[str], tuple[str, str]]] = {
-    "runs:/": lambda rest: ("run", rest.split("/", 1)[0]),
+    "runs:/": _run_node,
 }
 _LAZY_ROOMS = {"models:/": "mloop.registry", "datasets:/": "mloop.data.versions"}
 KINDS = ("run", "model_version", "dataset_version", "deployment", "alert", "pipeline_run")
