@@ -25,6 +25,7 @@ GROUPS: list[tuple[str, str | None]] = [
     ("core", None),
     ("experiments", "experiments"),
     ("runs", "runs"),
+    ("models", None),
     ("data", "data"),
     ("validation", None),
     ("serving", None),

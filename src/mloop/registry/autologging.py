@@ -36,12 +36,16 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_training_metr
         if disable:
             return
         _options.update(log_models=log_models, log_training_metrics=log_training_metrics, model_name=model_name)
+        owners = {}
         for cls in _estimator_classes():
-            original = cls.__dict__.get("fit")
-            if original is None or getattr(original, "_mloop_autolog", False):
+            for klass in cls.__mro__:  # a search's fit lives on its base class (BaseSearchCV)
+                if "fit" in klass.__dict__ and klass.__module__.split(".", 1)[0] in ("sklearn", "xgboost", "lightgbm"):
+                    owners[klass] = klass.__dict__["fit"]
+        for klass, original in owners.items():
+            if getattr(original, "_mloop_autolog", False) or not callable(original):
                 continue
-            cls.fit = _wrap(original)
-            _patched.append((cls, original))
+            klass.fit = _wrap(original)
+            _patched.append((klass, original))
 
 
 def _estimator_classes() -> list[type]:

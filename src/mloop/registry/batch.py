@@ -27,14 +27,14 @@ def _open(src: Path, columns: list[str] | None, batch_rows: int) -> tuple[Iterat
     import pyarrow.parquet as pq
 
     if src.is_dir():
-        import pyarrow.dataset as ds
-
-        dataset = ds.dataset(src, format="parquet")
-        _check_columns(dataset.schema.names, columns, src)
-        total = sum(f.metadata.num_rows for f in dataset.get_fragments()) if dataset.files else 0
-        batches = dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=1,
-                                     fragment_readahead=1)
-        return batches, total, dataset.schema
+        files = sorted(p for p in src.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise InvalidInput(f"{src} holds no .parquet files")
+        opened = [pq.ParquetFile(f) for f in files]
+        for f, pf in zip(files, opened, strict=True):
+            _check_columns(pf.schema_arrow.names, columns, f)
+        total = sum(pf.metadata.num_rows for pf in opened)
+        return (b for pf in opened for b in _row_groups(pf, columns, batch_rows)), total, opened[0].schema_arrow
     suffix = src.suffix.lower()
     if suffix in (".csv", ".tsv") or src.name.endswith((".csv.gz", ".tsv.gz")):
         import pyarrow.csv as pcsv
@@ -47,7 +47,16 @@ def _open(src: Path, columns: list[str] | None, batch_rows: int) -> tuple[Iterat
     pf = pq.ParquetFile(src)
     names = pf.schema_arrow.names
     _check_columns(names, columns, src)
-    return pf.iter_batches(batch_size=batch_rows, columns=columns), pf.metadata.num_rows, pf.schema_arrow
+    return _row_groups(pf, columns, batch_rows), pf.metadata.num_rows, pf.schema_arrow
+
+
+def _row_groups(pf: Any, columns: list[str] | None, rows: int) -> Iterator[pa.RecordBatch]:
+    # One row group at a time: ParquetFile.iter_batches keeps decoded buffers alive across the whole
+    # file (memory grows with the input), while a row group read is freed once its batches are done.
+    for i in range(pf.num_row_groups):
+        table = pf.read_row_group(i, columns=columns)
+        yield from table.to_batches(max_chunksize=rows)
+        del table
 
 
 def _rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:

@@ -100,7 +100,7 @@ def _metrics(model: Model, task: str, y_true: np.ndarray, labels: Any, proba: An
                 out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes)
         except ValueError:  # a single class in y_true
             out["roc_auc"] = math.nan
-        out["log_loss"] = skm.log_loss(y_true, proba, labels=classes)
+        out["log_loss"] = skm.log_loss(y_true, proba / proba.sum(axis=1, keepdims=True), labels=classes)
         return {k: float(v) for k, v in out.items()}
     if task != "regression":
         raise InvalidInput(f"task must be 'classification' or 'regression', got {task!r}")

@@ -25,6 +25,7 @@ MANIFEST = "mloop-model.yaml"
 NEEDS_TRUST = ("pyfunc",)
 _FLAVOR_DIST = {"sklearn": "scikit-learn", "xgboost": "xgboost", "lightgbm": "lightgbm", "onnx": "onnxruntime",
                 "pyfunc": "cloudpickle"}
+_MODULE_DIST = {"sklearn": "scikit-learn"}
 _cache: dict[str, tuple[Any, dict]] = {}
 _cache_lock = threading.Lock()
 
@@ -181,7 +182,8 @@ def _load_predictor(digest: str, flavor: str, label: str, trust: bool) -> tuple[
     try:
         predictor = module.load(files, manifest, trust=trust)
     except ImportError as exc:
-        dist = _FLAVOR_DIST.get(flavor, flavor)
+        module_name = (getattr(exc, "name", None) or "").split(".", 1)[0]
+        dist = _MODULE_DIST.get(module_name, module_name) if module_name else _FLAVOR_DIST.get(flavor, flavor)
         saved = (manifest.get("libraries") or {}).get(dist)
         pin = f"{dist}=={saved}" if saved else dist
         raise MissingDependency(f"{label} needs {dist}{' ' + saved if saved else ''} to load ({exc}); "

@@ -228,7 +228,7 @@ def coerce(col: pd.Series, spec: dict) -> pd.Series:
                 raise fail("has missing values")
             if not np.all(np.mod(values, 1) == 0):
                 bad = values[np.mod(values, 1) != 0][0]
-                raise fail(f"got a non-integral float ({bad!r})")
+                raise fail(f"got a non-integral float ({bad.item()!r})")
             return col.astype(want)
         if pd.api.types.is_object_dtype(dt) and pd.api.types.infer_dtype(col, skipna=True) == "integer":
             if col.isna().any():
@@ -271,7 +271,7 @@ def _describe(col: pd.Series) -> str:
     if pd.api.types.is_object_dtype(col.dtype):
         kind = pd.api.types.infer_dtype(col, skipna=True)
         first = col.dropna()
-        sample = f" such as {first.iloc[0]!r}" if len(first) else ""
+        sample = f" such as {_plain(first.iloc[0])!r}" if len(first) else ""
         return f"{kind} values{sample}"
     return f"dtype {col.dtype}"
 
@@ -283,3 +283,8 @@ def output_spec(task: str, classes: list | None, label_dtype: str | None = None)
             {"name": f"proba_{c}", "dtype": "float64", "shape": [-1]} for c in classes
         ]
     return [{"name": "prediction", "dtype": "float64", "shape": [-1]}]
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value

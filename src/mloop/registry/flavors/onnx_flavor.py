@@ -28,7 +28,7 @@ def describe(model: Any) -> tuple[str, list | None]:
     classes = None
     for node in model.graph.node:
         for attr in node.attribute:
-            if attr.name == "classlabels_int64s" and attr.ints:
+            if attr.name in ("classlabels_int64s", "classlabels_ints") and attr.ints:
                 classes = [int(v) for v in attr.ints]
             elif attr.name == "classlabels_strings" and attr.strings:
                 classes = [v.decode("utf-8") for v in attr.strings]
