@@ -155,6 +155,10 @@ def test_symlinks_refused_at_put(blobs, tmp_path, sample_dir):
     (sample_dir / "dirlink").symlink_to(tmp_path, target_is_directory=True)
     with pytest.raises(InvalidInput, match="symlink"):
         blobs.put(sample_dir)
+    (sample_dir / "dirlink").unlink()
+    os.mkfifo(sample_dir / "pipe")  # reading it would hang: refused before any read
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        blobs.put(sample_dir)
 
 
 @pytest.mark.parametrize("bad_path", ["../evil.txt", "/etc/evil.txt", "ok/../../evil.txt", "a//b", "./a", "a\\b"])

@@ -29,4 +29,4 @@ def __getattr__(name: str):  # noqa: ANN202
         from mloop.tracking import artifacts as run_artifacts  # lazy: tracking sits above this room
 
         return getattr(run_artifacts, name)
-    raise AttributeError(name)
+    raise AttributeError(f"module 'mloop.artifacts' has no attribute {name!r}")

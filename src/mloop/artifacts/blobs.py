@@ -374,6 +374,8 @@ def walk_files(folder: Path) -> list[tuple[str, Path]]:
             full = Path(dirpath) / name
             if full.is_symlink():
                 raise InvalidInput(f"{full} is a symlink; blobs hold no symlinks")
+            if not full.is_file():
+                raise InvalidInput(f"{full} is not a regular file (a pipe, socket or device); blobs hold files only")
             out.append((full.relative_to(folder).as_posix(), full))
     out.sort()
     return out
