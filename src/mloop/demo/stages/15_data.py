@@ -8,7 +8,6 @@ DATASET = "demo-churn-train"
 
 def run(ctx) -> None:  # noqa: ANN001
     import mloop
-    from mloop.cli.output import table
     from mloop.demo.data import generate_churn
 
     df = ctx.state.get("train_df")
@@ -26,7 +25,7 @@ def run(ctx) -> None:  # noqa: ANN001
             f"returns version {again.version} ({'new' if again.created else 'deduplicated'})")
     profile = dv.profile
     numeric = [(n, c) for n, c in profile.columns.items() if c["kind"] == "numeric"][:5]
-    table("profile (numeric columns)", ["column", "nulls", "mean", "std", "p5", "p95", "unique"],
+    ctx.table("profile (numeric columns)", ["column", "nulls", "mean", "std", "p5", "p95", "unique"],
           [[n, c["nulls"], c["mean"], c["std"], c["quantiles"]["0.05"], c["quantiles"]["0.95"], c["unique"]]
            for n, c in numeric])
     if run_id:
