@@ -90,3 +90,22 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.01, what: s
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+NUMERIC = ["age", "income", "tenure"]
+
+
+def register_numeric(name: str, df: pd.DataFrame, alias: str | None = "champion"):
+    """StandardScaler + LogisticRegression on the numeric columns (the benchmark's model shape)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import mloop
+
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(df[NUMERIC], df["churn"])
+    with mloop.start_run(experiment="serving-tests") as run:
+        mv = run.log_model(model, name, input_example=df[NUMERIC].head(5), register=True)
+    if alias:
+        mloop.models.set_alias(name, alias, mv.version)
+    return mv, model

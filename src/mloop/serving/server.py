@@ -268,6 +268,30 @@ def _uvicorn_kwargs() -> dict:
     return kw
 
 
+def _server_class() -> type:
+    import signal
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM after a graceful drain exits 0 instead of re-raising."""
+
+        @contextmanager
+        def capture_signals(self):  # noqa: ANN202
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+
+    return Server
+
+
 def serve(opts: ServeOptions, *, announce: Callable[[str], None] = print) -> None:
     """Run the server until SIGTERM/SIGINT; `announce` gets `listening on http://HOST:PORT` first."""
     import uvicorn
@@ -282,7 +306,7 @@ def serve(opts: ServeOptions, *, announce: Callable[[str], None] = print) -> Non
     if opts.workers <= 1:
         app = create_app(options=opts)
         config = uvicorn.Config(app, **_uvicorn_kwargs())
-        server = uvicorn.Server(config)
+        server = _server_class()(config)
         announce(f"listening on http://{opts.host}:{port}")
         sys.stdout.flush()
         server.run(sockets=[sock])
@@ -315,7 +339,7 @@ def _serve_workers(opts: ServeOptions, sock: socket.socket, announce: Callable[[
     announce(f"listening on http://{opts.host}:{opts.port}")
     sys.stdout.flush()
     try:
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     finally:
         if repo is not None:
             repo.stop(opts.deployment_id)
