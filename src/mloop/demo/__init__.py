@@ -1,7 +1,8 @@
 """`mloop demo`: the whole loop on a generated churn dataset, one stage per capability.
 
 Stages live in `demo/stages/NN_<room>.py`, each with a `TITLE` and `run(ctx)`; they run in file
-order and share what they make through `ctx.state`.
+order and share what they make through `ctx.state`. A stage prints with `ctx.say(text)` and
+`ctx.table(title, columns, rows)` (demo/ sits below cli/, so it does not use `mloop.cli.output`).
 """
 
 from __future__ import annotations
