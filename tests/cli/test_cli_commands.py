@@ -170,6 +170,9 @@ def test_bad_filter_exits_2_naming_the_token():
         result = invoke_cli("runs", "list", "--filter", bad)
         assert result.returncode == 2, bad
         assert token in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    for bad, token in [("metrics.auc SIDEWAYS", "SIDEWAYS"), ("colour.x DESC", "colour")]:
+        result = invoke_cli("runs", "list", "--order-by", bad)
+        assert result.returncode == 2 and token in result.stderr, bad
 
 
 def test_unknown_experiment_and_bad_usage_exit_2():
