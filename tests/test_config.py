@@ -45,13 +45,14 @@ def test_home_is_nearest_dot_mloop_walking_up(project):
 
 def test_pyproject_values_with_relative_paths_resolved_against_its_folder(project):
     _write(project, '[tool.mloop]\nhome = "state"\nartifact_uri = "blobs"\ntracking_uri = "sqlite:///meta/m.db"\n'
-                    'executor = "ray"\nheartbeat_s = 0.5\n')
+                    'executor = "ray"\nheartbeat_s = 0.5\nonline_store = "sqlite:///feat/online.db"\n')
     s = mloop.config.reset()
     root = project.resolve()
     assert s.home == root / "state"
     assert s.artifact_uri == str(root / "blobs")
     assert s.tracking_uri == f"sqlite:///{root / 'meta' / 'm.db'}"
     assert (s.executor, s.heartbeat_s) == ("ray", 0.5)
+    assert s.online_store == f"sqlite:///{root / 'feat' / 'online.db'}"
 
 
 def test_urls_in_pyproject_are_kept_as_they_are(project):

@@ -88,7 +88,7 @@ def _pyproject_settings(start: Path) -> dict[str, object]:
 def _resolve_relative(key: str, value: object, base: Path) -> object:
     if key in _PATH_KEYS and isinstance(value, str) and "://" not in value and value:
         return str((base / os.path.expanduser(value)).resolve())
-    if key == "tracking_uri" and isinstance(value, str) and value.startswith("sqlite:///"):
+    if key in ("tracking_uri", "online_store") and isinstance(value, str) and value.startswith("sqlite:///"):
         path = value[len("sqlite:///") :]
         if path and not os.path.isabs(path):
             return "sqlite:///" + str((base / path).resolve())
