@@ -54,6 +54,7 @@ class RayExecutor:
         self._started_here = False
         self._deadlines: dict[Any, float] = {}
         self._tasks: dict[Any, StepTask] = {}
+        self._expired: set[Any] = set()
 
     def check_stores(self, settings: Any) -> None:
         """Refuse an embedded store with a remote cluster (its workers cannot reach this machine's files)."""
@@ -71,11 +72,11 @@ class RayExecutor:
     def start(self) -> None:
         """Connect (or start a local cluster); an unreachable address is a ServiceUnavailable naming it."""
         ray = self._ray
+        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        if address and address not in ("auto", "local"):
+            _check_reachable(address)
         if ray.is_initialized():
             return
-        address = self.address or os.environ.get("RAY_ADDRESS") or None
-        if address and address != "auto" and address != "local":
-            _check_reachable(address)
         try:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                      include_dashboard=False if not address else None,
@@ -125,20 +126,19 @@ class RayExecutor:
             for h in expired:
                 ray.cancel(h, force=True)
             if expired:
-                self._expired = set(getattr(self, "_expired", set())) | set(expired)
+                self._expired.update(expired)
                 return expired
 
     def result(self, handle: Any) -> StepResult:
         ray = self._ray
         task = self._tasks.pop(handle, None)
-        deadline = self._deadlines.pop(handle, None)
-        if handle in getattr(self, "_expired", set()):
+        self._deadlines.pop(handle, None)
+        if handle in self._expired:
             self._expired.discard(handle)
             node = task.node if task else "?"
-            timeout = (deadline or 0)
-            del timeout
+            timeout = task.step.timeout if task else None
             return StepResult(ok=False, error_type="TimeoutError",
-                              error_message=f"step {node!r} timed out (its Ray task was cancelled)")
+                              error_message=f"step {node!r} timed out after {timeout:g} s (its Ray task was cancelled)")
         try:
             return ray.get(handle)
         except Exception as exc:  # noqa: BLE001  (worker died, task cancelled, node lost)

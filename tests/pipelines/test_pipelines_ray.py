@@ -1,0 +1,112 @@
+"""The Ray executor on the shared session cluster (at most 5 tests): equal results to local runs,
+a killed worker retried, refused and unreachable addresses with nothing half-recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+import mloop
+from mloop.errors import InvalidInput, ServiceUnavailable
+from mloop.store.db import get_store
+from mloop.store.pipelines import PipelineRunRepo
+
+FLOW = '''
+import mloop
+import numpy as np
+
+@mloop.step(outputs=("X", "y"), resources={"cpus": 1, "memory": "64MB"})
+def make(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    return X, (X @ np.array([1.0, -2.0, 0.5]) > 0).astype(int)
+
+@mloop.step
+def moments(X, power: int):
+    return (X ** power).mean(axis=0)
+
+@mloop.step
+def summary(parts: list, y):
+    run = mloop.start_run()
+    run.log_metric("positives", int(y.sum()))
+    return {"parts": [p.round(10).tolist() for p in parts], "positives": int(y.sum()), "run": mloop.active_run().id}
+
+@mloop.pipeline(name="rayflow")
+def rayflow(n: int = 200, seed: int = 1):
+    X, y = make(n, seed)
+    return summary([moments(X, p) for p in (1, 2, 3)], y)
+'''
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_runs_equal_local_runs(ray_cluster, tmp_path):
+    (tmp_path / "rayflow_mod.py").write_text(FLOW)  # workers cannot import it: pickled by value
+    pipeline = mloop.pipelines.load_pipeline(str(tmp_path / "rayflow_mod.py") + ":rayflow")
+    local = pipeline.run(n=200, seed=1, cache=False)
+    remote = pipeline.run(n=200, seed=1, executor="ray", cache=False)
+    assert remote.status == "COMPLETED" and remote.executor == "ray"
+    a, b = local.outputs["output"], remote.outputs["output"]
+    assert a["parts"] == b["parts"] and a["positives"] == b["positives"]
+    assert [s.outputs for s in local.steps][:4] == [s.outputs for s in remote.steps][:4]  # same digests
+    child = mloop.get_run(remote.step("summary").run_id)
+    assert b["run"] == child.id and child.parent_id == remote.id
+    assert child.metrics["positives"] == a["positives"]
+    cached = pipeline.run(n=200, seed=1, executor="ray")
+    assert set(cached.cached_steps) == {s.name for s in cached.steps}
+
+
+@mloop.step(retries=0)
+def _die_once(marker: str):
+    if not os.path.exists(marker):
+        Path(marker).write_text("1")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
+
+
+@mloop.pipeline(name="raykill")
+def _raykill(marker: str):
+    return _die_once(marker)
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_worker_killed_mid_step_is_retried(ray_cluster, tmp_path):
+    run = _raykill.run(marker=str(tmp_path / "marker"), executor="ray")
+    assert run.status == "COMPLETED" and run.outputs["output"] == "survived"
+    assert run.step("_die_once").attempts == 2
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_client_refuses_an_embedded_store_before_any_step():
+    with pytest.raises(InvalidInput, match="embedded SQLite store"):
+        _raykill.run(marker="x", executor="ray://127.0.0.1:10001")
+    assert PipelineRunRepo(get_store()).list() == []
+
+
+@pytest.mark.xdist_group("ray")
+def test_unreachable_ray_address_names_it_and_records_nothing(monkeypatch):
+    from conftest import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    with pytest.raises(ServiceUnavailable, match=address):
+        _raykill.run(marker="x", executor="ray")
+    assert PipelineRunRepo(get_store()).list() == []
+    assert mloop.search_runs() == []
+
+
+def test_missing_ray_names_the_install(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "ray":
+            raise ImportError("no ray")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(mloop.errors.MissingDependency, match=r"pip install 'mloop\[ray\]'"):
+        mloop.pipelines.get_executor("ray")
