@@ -76,6 +76,8 @@ def test_runs_list_filters_orders_and_limits(runs):
     tagged = json.loads(invoke_cli("runs", "list", "-f", "tags.team = 'risk' and params.C = '10.0'",
                                    "--json").stdout)
     assert [r["id"] for r in tagged] == [runs["c"]]
+    both = json.loads(invoke_cli("runs", "list", "-e", "churn", "-e", "other", "--json").stdout)
+    assert {r["id"] for r in both} == set(runs.values())
     table = invoke_cli("runs", "list", "--experiment", "churn")
     assert table.returncode == 0 and all(runs[n] in table.stdout for n in "abc") and runs["d"] not in table.stdout
 

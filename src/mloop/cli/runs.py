@@ -15,7 +15,7 @@ app.add_typer(artifacts_app, name="artifacts")
 
 @app.command("list")
 def list_(
-    experiment: str = typer.Option(None, "--experiment", "-e"),
+    experiment: list[str] = typer.Option(None, "--experiment", "-e", help="Experiment name or id (repeatable)."),
     filter_: str = typer.Option(None, "--filter", "-f", help="e.g. \"metrics.auc > 0.8 and params.C = '1'\""),
     order_by: list[str] = typer.Option(None, "--order-by", help="e.g. 'metrics.auc DESC' (repeatable)"),
     limit: int = typer.Option(50, "--limit", min=1),
@@ -25,7 +25,7 @@ def list_(
     """List runs, newest first, filtered with MLflow's search syntax."""
     import mloop
 
-    runs = mloop.search_runs(experiment=experiment, filter=filter_, order_by=order_by or None, limit=limit,
+    runs = mloop.search_runs(experiment=experiment or None, filter=filter_, order_by=order_by or None, limit=limit,
                              include_deleted=all_)
     if as_json:
         print_json([_as_dict(r) for r in runs])
