@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from mloop.errors import ServiceUnavailable
 from mloop.store import db
 from mloop.store.db import Store
 
@@ -111,3 +112,23 @@ def test_fork_resets_the_pooled_connections(tmp_path, monkeypatch):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert store._read.pool is parent_pool
+
+
+@pytest.mark.parametrize("uri", [
+    "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/nowhere",
+    "sqlite:////dev/null/cannot/mloop.db",
+])
+def test_an_unreachable_store_is_service_unavailable_without_the_password(uri):
+    with pytest.raises(ServiceUnavailable) as info:
+        Store(uri)
+    assert "unreachable" in str(info.value) and "hunter2" not in str(info.value)
+
+
+def test_lock_contention_beyond_the_retry_window_is_service_unavailable(sqlite_store, monkeypatch):
+    monkeypatch.setattr(db, "_RETRY_SECONDS", 0.0)
+
+    def locked(conn):
+        raise OperationalError("UPDATE ...", {}, sqlite3.OperationalError("database is locked"))
+
+    with pytest.raises(ServiceUnavailable, match="stayed locked"):
+        sqlite_store.transact(locked)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 
 import mloop
 from conftest import wait_until
-from mloop.store.tracking import metrics, runs
+from mloop.store.tracking import ExperimentRepo, metrics, runs
 
 PER_PROCESS = 10_000
 
@@ -150,3 +150,15 @@ def test_crash_points_are_inert_unless_named(store, point, monkeypatch):
     with mloop.start_run() as run:
         run.log_metric("m", 1.0)
     assert mloop.get_run(run.id).metrics == {"m": 1.0}
+
+
+def test_killed_inside_the_run_create_transaction_leaves_no_run(store):
+    run_id, _ = _crash("run.create.before_commit")
+    store = _reopened_store()
+    assert run_id == ""
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(runs)).scalar() == 0
+    assert [e["name"] for e in ExperimentRepo(store).list()] == ["crash"]  # committed before, in its own txn
+    with mloop.start_run(experiment="crash") as run:  # and the store takes the next run
+        pass
+    assert mloop.get_run(run.id).status == "FINISHED"

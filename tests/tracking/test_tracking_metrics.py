@@ -21,6 +21,19 @@ LOGGED = [(1.0, 5, 100), (2.0, 3, 999), (3.0, 5, 200), (4.0, 5, 150), (5.0, -1, 
 LATEST = 3.0
 
 
+@pytest.fixture
+def quiet_writer(store, monkeypatch):
+    """The store's writer with no thread running and a 60 s flush interval, so only a full buffer
+    or an explicit flush commits."""
+    from conftest import wait_until
+
+    monkeypatch.setattr(writer_mod, "FLUSH_SECONDS", 60.0)
+    writer = get_writer(store)
+    writer.close()
+    wait_until(lambda: writer._thread is None, timeout=30, what="the writer thread to stop")
+    return writer
+
+
 def _count(store, run_id: str) -> int:
     with store.read() as conn:
         return conn.execute(select(func.count()).select_from(metrics).where(metrics.c.run_id == run_id)).scalar()
@@ -77,8 +90,7 @@ with mloop.store.get_store().read() as conn:
 """
 
 
-def test_end_run_returns_after_the_final_flush_committed(store, monkeypatch):
-    monkeypatch.setattr(writer_mod, "FLUSH_SECONDS", 60.0)  # nothing but end_run flushes the tail
+def test_end_run_returns_after_the_final_flush_committed(store, quiet_writer):
     n = 2500
     with mloop.start_run() as run:
         for i in range(n):
@@ -102,7 +114,7 @@ def test_a_replayed_batch_is_applied_once(store):
         assert conn.execute(select(metric_batches.c.rows).where(metric_batches.c.batch_id == "batch-1")).scalar() == 10
 
 
-def test_writer_replays_a_batch_whose_commit_was_lost(store, monkeypatch):
+def test_writer_replays_a_batch_whose_commit_was_lost(store, quiet_writer, monkeypatch):
     """A commit that went through but whose reply was lost is replayed with the same id: no duplicates."""
     real = MetricRepo.write_batch
     state = {"failed": False, "ids": []}
@@ -115,7 +127,6 @@ def test_writer_replays_a_batch_whose_commit_was_lost(store, monkeypatch):
             raise ConnectionError("reply lost after commit")
         return result
 
-    monkeypatch.setattr(writer_mod, "FLUSH_SECONDS", 60.0)
     with mloop.start_run() as run:
         run.log_metrics({"a": 1.0, "b": 2.0})
         monkeypatch.setattr(MetricRepo, "write_batch", commit_then_fail)
@@ -128,8 +139,7 @@ def test_writer_replays_a_batch_whose_commit_was_lost(store, monkeypatch):
     assert mloop.get_run(run.id).metrics == {"a": 1.0, "b": 2.0, "c": 3.0}
 
 
-def test_log_metric_is_buffered_not_written_per_call(store, monkeypatch):
-    monkeypatch.setattr(writer_mod, "FLUSH_SECONDS", 60.0)
+def test_log_metric_is_buffered_not_written_per_call(store, quiet_writer, monkeypatch):
     calls = []
     real = MetricRepo.write_batch
     monkeypatch.setattr(MetricRepo, "write_batch", lambda self, b, rows: (calls.append(len(rows)), real(self, b, rows))[1])
@@ -139,35 +149,68 @@ def test_log_metric_is_buffered_not_written_per_call(store, monkeypatch):
     assert sum(calls) == 3000 and len(calls) <= 6, calls
 
 
-def test_fork_child_logs_its_own_run_and_does_not_replay_the_parents_rows(store, monkeypatch):
-    monkeypatch.setattr(writer_mod, "FLUSH_SECONDS", 60.0)
+def test_fork_child_logs_its_own_run_and_does_not_replay_the_parents_rows(store):
     with mloop.start_run(experiment="forked") as parent:
-        for i in range(500):
-            parent.log_metric("p", float(i), step=i)
-        assert get_writer(store).pending() == 500  # still buffered at fork time
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(read)
-                assert mloop.active_run() is None
-                with mloop.start_run(experiment="forked") as child:
-                    for i in range(300):
-                        child.log_metric("c", float(i), step=i)
-                os.write(write, child.id.encode())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write)
-        child_id = os.read(read, 100).decode()
-        os.close(read)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert mloop.active_run() is parent
-        assert get_writer(store).pending() == 500
+        writer = get_writer(store)
+        # Hold the parent's flush lock across the fork: its rows stay buffered, and the child,
+        # which inherits the lock held, must not need it.
+        with writer._flush_lock:
+            for i in range(500):
+                parent.log_metric("p", float(i), step=i)
+            assert writer.pending() == 500
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    os.close(read)
+                    assert mloop.active_run() is None
+                    with mloop.start_run(experiment="forked") as child:
+                        for i in range(300):
+                            child.log_metric("c", float(i), step=i)
+                    os.write(write, child.id.encode())
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(write)
+            child_id = os.read(read, 100).decode()
+            os.close(read)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert mloop.active_run() is parent
+            assert writer.pending() == 500
         parent.log_metric("p", 500.0, step=500)
     assert _count(store, parent.id) == 501
     assert _count(store, child_id) == 300
     assert mloop.get_run(child_id).status == "FINISHED" and mloop.get_run(child_id).parent_id is None
     assert len(mloop.metric_history(parent.id, "p")) == 501
+
+
+_EXIT_WITHOUT_END = """
+import mloop
+run = mloop.start_run(experiment="atexit")
+for i in range(1500):
+    run.log_metric("m", float(i), step=i)
+print(run.id)
+"""
+
+
+def test_exit_without_end_run_flushes_and_finishes(store):
+    proc = subprocess.run([sys.executable, "-c", _EXIT_WITHOUT_END], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip()
+    assert _count(store, run_id) == 1500
+    assert mloop.get_run(run_id).status == "FINISHED"
+
+
+def test_the_writer_thread_ends_when_idle(store):
+    from conftest import wait_until
+
+    with mloop.start_run() as run:
+        run.log_metric("m", 1.0)
+        writer = get_writer(store)
+        assert writer._thread is not None
+    wait_until(lambda: writer._thread is None, timeout=20, what="the idle writer thread to end")
+    with mloop.start_run() as again:  # and it comes back on demand
+        again.log_metric("m", 2.0)
+    assert mloop.get_run(again.id).metrics == {"m": 2.0}

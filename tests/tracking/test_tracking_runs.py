@@ -252,3 +252,74 @@ def test_bad_keys_and_values_are_invalid_input(store):
             run.set_tag("x" * 300, 1)
     with pytest.raises(InvalidInput):
         mloop.start_run(experiment="")
+
+
+@pytest.fixture
+def restore_default_experiment():
+    from mloop.tracking import fluent
+
+    token = fluent._experiment.set(None)
+    yield
+    fluent._experiment.reset(token)
+
+
+def test_set_experiment_threads_and_to_pandas(store, restore_default_experiment):
+    mloop.set_experiment("default-here")
+    seen = {}
+
+    def in_thread():
+        seen["active"] = mloop.active_run()
+        with mloop.start_run(experiment="threaded") as r:  # a thread has its own active-run stack
+            seen["run"] = r.id
+
+    with mloop.start_run(params={"C": 0.5}) as run:
+        run.log_metric("auc", 0.7)
+        import threading
+
+        t = threading.Thread(target=in_thread)
+        t.start()
+        t.join(timeout=60)
+    assert seen["active"] is None and mloop.get_run(seen["run"]).experiment == "threaded"
+    assert mloop.get_run(run.id).experiment == "default-here"
+    frame = mloop.search_runs(experiment="default-here").to_pandas()
+    assert list(frame["run_id"]) == [run.id]
+    assert frame.loc[0, "params.C"] == "0.5" and frame.loc[0, "metrics.auc"] == 0.7
+    assert frame.loc[0, "status"] == "FINISHED" and str(frame["start_time"].dtype).startswith("datetime64")
+
+
+def test_log_figure_saves_in_the_suffix_format(store):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    with mloop.start_run() as run:
+        run.log_figure(fig, "plots/roc.png")
+        mloop.log_figure(fig, "plots/roc.svg")
+    plt.close(fig)
+    logged = {a["path"]: a["digest"] for a in RunArtifactRepo(store).list(run.id)}
+    assert get_blob_store().get(logged["plots/roc.png"]).startswith(b"\x89PNG")
+    assert b"<svg" in get_blob_store().get(logged["plots/roc.svg"])
+
+
+def test_an_explicit_end_inside_the_block_is_kept(store):
+    with mloop.start_run() as run:
+        run.end("KILLED")
+    assert mloop.get_run(run.id).status == "KILLED"
+
+
+_DIES = """
+import mloop
+run = mloop.start_run(experiment="dies")
+print(run.id, flush=True)
+raise RuntimeError("out of memory in epoch 3")
+"""
+
+
+def test_a_script_dying_of_an_exception_fails_its_open_run(store):
+    proc = subprocess.run([sys.executable, "-c", _DIES], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "out of memory" in proc.stderr
+    got = mloop.get_run(proc.stdout.strip())
+    assert got.status == "FAILED" and "RuntimeError: out of memory in epoch 3" in got.error

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
@@ -49,7 +49,10 @@ class Store:
         if migrate:
             from mloop.store.migrate import ensure_schema
 
-            ensure_schema(self)
+            try:
+                ensure_schema(self)
+            except OperationalError as exc:
+                _raise_translated(self.uri, exc)
 
     @property
     def engine(self) -> Engine:
@@ -63,7 +66,7 @@ class Store:
             with self._read.connect() as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
-            raise _unavailable(self.uri, exc) from exc
+            _raise_translated(self.uri, exc)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -72,7 +75,11 @@ class Store:
             yield conn
 
     def transact(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn(conn)` in one write transaction, retrying with backoff on lock contention."""
+        """Run `fn(conn)` in one write transaction, retrying with backoff on lock contention.
+
+        `fn` may run more than once, so it must only touch the database. Contention that outlasts
+        the retry window becomes ServiceUnavailable; "database is locked" never reaches a caller.
+        """
         deadline = time.monotonic() + _RETRY_SECONDS
         delay = 0.005
         while True:
@@ -80,10 +87,15 @@ class Store:
                 with self.write() as conn:
                     return fn(conn)
             except DBAPIError as exc:
-                if not _is_retryable(exc) or time.monotonic() > deadline:
-                    if isinstance(exc, OperationalError) and not _is_retryable(exc):
-                        raise _unavailable(self.uri, exc) from exc
+                if not _is_retryable(exc):
+                    if isinstance(exc, OperationalError):
+                        _raise_translated(self.uri, exc)
                     raise
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(
+                        f"metadata store {redact(self.uri)} stayed locked by other writers for "
+                        f"{_RETRY_SECONDS:.0f} s; retry, or use PostgreSQL for this many concurrent writers"
+                    ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.5)
 
@@ -94,12 +106,13 @@ class Store:
             self._read.dispose(close=False)
 
 
-def _unavailable(uri: str, exc: BaseException) -> Exception:
-    text = str(getattr(exc, "orig", exc)).splitlines()[0]
+def _raise_translated(uri: str, exc: OperationalError) -> NoReturn:
+    """Re-raise a driver error: an unreachable store as ServiceUnavailable, anything else as is."""
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(getattr(exc, "orig", exc)).strip() else ""
     lowered = text.lower()
-    if "connection" in lowered or "unable to open" in lowered or "could not" in lowered or "timeout" in lowered:
-        return ServiceUnavailable(f"metadata store {redact(uri)} is unreachable: {text}")
-    return exc if isinstance(exc, Exception) else RuntimeError(text)
+    if any(word in lowered for word in ("connection", "unable to open", "could not", "timeout", "timed out")):
+        raise ServiceUnavailable(f"metadata store {redact(uri)} is unreachable: {text}") from exc
+    raise exc
 
 
 def redact(uri: str) -> str:
@@ -130,7 +143,11 @@ def _make_engine(uri: str, dialect: str, *, begin: str) -> Engine:
     if dialect == "sqlite":
         path = uri.split("///", 1)[1] if "///" in uri else ""
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            folder = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise ServiceUnavailable(f"metadata store {uri} is unreachable: cannot create {folder}: {exc}") from exc
         engine = create_engine(uri, connect_args={"timeout": 30}, pool_size=8, max_overflow=16)
 
         @event.listens_for(engine, "connect")

@@ -391,6 +391,7 @@ class RunRepo:
                 conn.execute(tags.insert(), [
                     {"run_id": row["id"], "key": k, "value": v, "ts": ts, "user": user} for k, v in tags_.items()
                 ])
+            crash_point("run.create.before_commit")
 
         self.store.transact(write)
 

@@ -249,11 +249,18 @@ def restore_experiment(name: str) -> None:
 
 
 def _end_open_runs_at_exit() -> None:
+    # A script that dies of an uncaught exception leaves it in sys.last_value: its runs FAILED.
+    import sys
+
+    from mloop.tracking.run import exit_status
+
+    last = getattr(sys, "last_value", None)
+    status, error = exit_status(type(last), last, last.__traceback__) if last is not None else ("FINISHED", None)
     with _open_lock:
         runs = list(_open_runs.values())
     for run in reversed(runs):
         try:
-            _end(run, "FINISHED")
+            _end(run, status, error)
         except Exception:  # the store may already be gone at interpreter exit
             pass
 

@@ -232,14 +232,19 @@ class Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
-        if not self._owner:
+        if not self._owner or not self._active:  # already ended inside the block: keep that status
             return
-        if exc_type is None:
-            self.end("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("KILLED", "KeyboardInterrupt")
-        else:
-            self.end("FAILED", "".join(traceback.format_exception(exc_type, exc, tb))[-20000:])
+        self.end(*exit_status(exc_type, exc, tb))
+
+
+def exit_status(exc_type, exc, tb) -> tuple[str, str | None]:  # noqa: ANN001
+    """How a run ends after an exception (or none): FINISHED, KILLED on Ctrl-C, else FAILED with
+    the traceback (its last 20,000 characters) as the error."""
+    if exc_type is None:
+        return "FINISHED", None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "KILLED", "KeyboardInterrupt"
+    return "FAILED", "".join(traceback.format_exception(exc_type, exc, tb))[-20000:]
 
 
 def _join(prefix: str | None, name: str) -> str:

@@ -119,6 +119,9 @@ class MetricWriter:
     def stop_beating(self, run_id: str) -> None:
         with self._lock:
             self._beating.pop(run_id, None)
+            idle = not (self._rows or self._failed or self._beating)
+        if idle:  # let the thread see it has nothing left to do, and end
+            self._wake.set()
 
     def _start_locked(self) -> None:
         self._stop = False
@@ -128,8 +131,10 @@ class MetricWriter:
     def _loop(self) -> None:
         while True:
             with self._lock:
-                if self._stop or not (self._rows or self._failed or self._beating):
+                idle = not (self._rows or self._failed or self._beating)
+                if idle or (self._stop and not self._rows):  # rows added after close() still go out
                     self._thread = None
+                    self._stop = False
                     return
                 interval = min([FLUSH_SECONDS, *self._beating.values()])
             self._wake.wait(interval)
@@ -155,7 +160,7 @@ class MetricWriter:
             log.warning("heartbeat to %s failed", self.uri, exc_info=True)
 
     def close(self) -> None:
-        """Flush, then let the thread end."""
+        """Flush, then let the thread end (stopping heartbeats); a later `add` or `beat` starts one."""
         try:
             self.flush()
         finally:
