@@ -254,27 +254,40 @@ def test_file_changed_while_storing_is_refused(blobs, tmp_path):
 _CRASH_SCRIPT = """
 import sys
 from mloop.artifacts import get_blob_store
-get_blob_store().put(sys.argv[1])
+store = get_blob_store()
+if sys.argv[2] == "named":
+    store.put_named("predictions/m/2026-01-01/00/part.parquet", sys.argv[1])
+else:
+    store.put(sys.argv[1])
 print("survived")
 """
 
 
-def test_killed_mid_write_leaves_no_readable_blob(blobs, tmp_path):
+@pytest.mark.parametrize("how", ["blob", "named"])
+def test_killed_mid_write_leaves_no_readable_blob(blobs, tmp_path, how):
     payload = os.urandom(12 * (1 << 20))  # large enough that S3 uploads parts before the crash
     f = tmp_path / "big.bin"
     f.write_bytes(payload)
     digest = digest_of_bytes(payload)
     env = {**os.environ, "MLOOP_CRASH_AT": "blob.write"}
-    proc = subprocess.run([sys.executable, "-c", _CRASH_SCRIPT, str(f)], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", _CRASH_SCRIPT, str(f), how], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
     assert "survived" not in proc.stdout
     assert not blobs.exists(digest)
     assert not blobs.fs.exists(blobs.key(digest))
     assert list(blobs.iter_blobs()) == []
-    # the store still works: the same put from a healthy process succeeds and reads back whole
-    assert blobs.put(f) == digest
-    assert blobs.get(digest) == payload
+    assert blobs.list_named("predictions") == []
+    with pytest.raises(NotFound):
+        blobs.open_named("predictions/m/2026-01-01/00/part.parquet")
+    # the store still works: the same write from a healthy process succeeds and reads back whole
+    if how == "named":
+        assert blobs.put_named("predictions/m/2026-01-01/00/part.parquet", f) == digest
+        with blobs.open_named("predictions/m/2026-01-01/00/part.parquet") as fh:
+            assert fh.read() == payload
+    else:
+        assert blobs.put(f) == digest
+        assert blobs.get(digest) == payload
 
 
 def test_put_named_is_write_once_even_when_the_existence_check_races(blobs, monkeypatch):
