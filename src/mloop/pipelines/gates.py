@@ -139,7 +139,7 @@ def evaluate_gate(metrics: dict[str, float] | None = None, *, require: dict[str,
     cand = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
     report = GateReport(passed=True, compare_to=compare_to, candidate=_describe(candidate))
     if candidate is not None and eval_data is not None:
-        cand.update(_evaluate(candidate, eval_data, target, task))
+        cand.update(_evaluate(candidate, eval_data, target, task, "candidate"))
     elif compare_to is not None and compared and candidate is None:
         raise InvalidInput("gate compare_to needs candidate= (the model) and eval_data= so both models are "
                            "evaluated on the same data")
@@ -155,7 +155,7 @@ def evaluate_gate(metrics: dict[str, float] | None = None, *, require: dict[str,
             report.notes.append(f"no champion {compare_to!r} yet: comparisons pass")
         else:
             report.champion = champion_uri
-            champion_metrics = _evaluate(champion_uri, eval_data, target, task)
+            champion_metrics = _evaluate(champion_uri, eval_data, target, task, "champion")
     report.champion_metrics = champion_metrics
 
     for key, (op, bound) in rules.items():
@@ -204,13 +204,16 @@ def _model_arg(candidate: Any) -> Any:
     return candidate
 
 
-def _evaluate(model: Any, data: Any, target: str | None, task: str | None) -> dict[str, float]:
+def _evaluate(model: Any, data: Any, target: str | None, task: str | None, role: str) -> dict[str, float]:
     import mloop
 
     if target is None:
         raise InvalidInput("gate needs target= (the label column of eval_data) to evaluate models")
-    kwargs = {"task": task} if task else {}
-    result = mloop.evaluate(_model_arg(model), data, target, **kwargs)
+    kwargs: dict[str, Any] = {"task": task} if task else {}
+    try:  # inside a step, log both under their role so the candidate's do not overwrite the champion's
+        result = mloop.evaluate(_model_arg(model), data, target, plots=False, prefix=f"gate.{role}.", **kwargs)
+    except TypeError:
+        result = mloop.evaluate(_model_arg(model), data, target, **kwargs)
     return {k: float(v) for k, v in dict(result).items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
