@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import invoke_cli
+from support import invoke_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

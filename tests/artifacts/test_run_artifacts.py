@@ -8,7 +8,7 @@ import pytest
 
 import mloop
 import mloop.artifacts
-from conftest import invoke_cli, run_cli
+from support import invoke_cli, run_cli
 from mloop.errors import NotFound
 
 

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 import mloop
-from conftest import invoke_cli, run_cli
+from support import invoke_cli, run_cli
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import mloop
-from conftest import run_cli
+from support import run_cli
 from mloop.errors import CorruptBlob
 
 

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from support import run_cli
 from mloop.demo.data import CATEGORICAL, FEATURES, NUMERIC, TARGET, generate_churn
 
 

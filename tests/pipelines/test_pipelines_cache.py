@@ -249,7 +249,7 @@ def test_logs_are_captured_and_blobs_referenced():
 
 
 def test_cli_run_runs_show(tmp_path):
-    from conftest import invoke_cli
+    from support import invoke_cli
 
     (tmp_path / "flow.py").write_text(textwrap.dedent('''
         import mloop

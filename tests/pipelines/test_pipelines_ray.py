@@ -87,7 +87,7 @@ def test_ray_client_refuses_an_embedded_store_before_any_step():
 
 @pytest.mark.xdist_group("ray")
 def test_unreachable_ray_address_names_it_and_records_nothing(monkeypatch):
-    from conftest import free_port
+    from support import free_port
 
     address = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv("RAY_ADDRESS", address)

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from sklearn.linear_model import LogisticRegression
 
 import mloop
-from conftest import invoke_cli, run_cli
+from support import invoke_cli, run_cli
 
 FEATURES = [f"f{i}" for i in range(20)]
 

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from conftest import PG_ADMIN_DSN, PG_PREFIX, wait_until
+from support import PG_ADMIN_DSN, PG_PREFIX, wait_until
 from mloop.errors import MloopError
 from mloop.store import migrate
 from mloop.store.db import Store

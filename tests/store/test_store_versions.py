@@ -11,7 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
-from conftest import wait_until
+from support import wait_until
 from mloop.store.versions import insert_versioned
 
 PER_WRITER = 12

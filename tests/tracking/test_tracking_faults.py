@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 import mloop
-from conftest import wait_until
+from support import wait_until
 from mloop.store.tracking import ExperimentRepo, metrics, runs
 
 PER_PROCESS = 10_000

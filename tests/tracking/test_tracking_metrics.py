@@ -25,7 +25,7 @@ LATEST = 3.0
 def quiet_writer(store, monkeypatch):
     """The store's writer with no thread running and a 60 s flush interval, so only a full buffer
     or an explicit flush commits."""
-    from conftest import wait_until
+    from support import wait_until
 
     monkeypatch.setattr(writer_mod, "FLUSH_SECONDS", 60.0)
     writer = get_writer(store)
@@ -204,7 +204,7 @@ def test_exit_without_end_run_flushes_and_finishes(store):
 
 
 def test_the_writer_thread_ends_when_idle(store):
-    from conftest import wait_until
+    from support import wait_until
 
     with mloop.start_run() as run:
         run.log_metric("m", 1.0)

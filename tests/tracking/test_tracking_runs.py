@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 import mloop
-from conftest import wait_until
+from support import wait_until
 from mloop.artifacts import get_blob_store
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.store.lineage import blob_refs
