@@ -108,20 +108,18 @@ def validate_inputs(pipeline: Any, params: dict[str, Any]) -> list[dict]:
 
 
 def _passed(r: Any) -> bool:
+    """An expectation counts as failed only when it failed at error severity (warnings pass)."""
     if isinstance(r, dict):
-        return bool(r.get("success", r.get("ok", True))) or r.get("severity") == "warning"
-    ok = getattr(r, "success", getattr(r, "ok", True))
-    return bool(ok) or getattr(r, "severity", None) == "warning"
+        return bool(r.get("passed", True)) or r.get("severity") != "error"
+    return bool(getattr(r, "passed", True)) or getattr(r, "severity", "error") != "error"
 
 
 def _describe_check(r: Any) -> str:
     if isinstance(r, dict):
-        return str(r.get("expectation") or r.get("name") or r.get("check") or r)
-    for attr in ("describe", "expectation", "name"):
-        value = getattr(r, attr, None)
-        if value:
-            return str(value() if callable(value) else value)
-    return str(r)
+        return str(r.get("name") or r)
+    name = getattr(r, "name", None) or type(r).__name__
+    message = getattr(r, "message", "")
+    return f"{name} ({message})" if message else str(name)
 
 
 def _gate_nodes(pipeline: Any, params: dict[str, Any]) -> list[dict]:

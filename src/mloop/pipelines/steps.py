@@ -16,12 +16,18 @@ from mloop.pipelines.language import Step
 
 
 def _register(model: Any, name: str, alias: str | None = "challenger", promote: bool = False,
-              input_example: Any = None, reason: str | None = None) -> dict:
+              input_example: Any = None, reason: str | None = None, gate: Any = None) -> dict:
     import mloop
     from mloop import registry
+    from mloop.errors import GateFailed
 
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"steps.register needs name= (the registered model's name), got {name!r}")
+    reports = gate if isinstance(gate, list) else [gate] if gate is not None else []
+    for report in reports:  # passing gate reports orders registration after the gates
+        passed = report.get("passed") if isinstance(report, dict) else getattr(report, "passed", None)
+        if passed is False:
+            raise GateFailed(f"not registering {name!r}: a gate it depends on failed")
     run = mloop.active_run()
     kwargs: dict[str, Any] = {"run": run, "register": True}
     if input_example is not None:
@@ -42,7 +48,9 @@ register = Step(_register, name="register")
 register.__doc__ = """Register a model: `mloop.steps.register(model, name="churn", alias="challenger", promote=False)`.
 
 Logs the model with the step's run, registers it as a new version of `name`, moves `alias` to it
-(and `champion` too with `promote=True`). Returns {"uri", "name", "version", "aliases", "digest"}.
+(and `champion` too with `promote=True`). Pass `gate=report` (a gate's output, or a list of them) to
+register only after, and only if, those gates passed. Returns {"uri", "name", "version", "aliases",
+"digest"}.
 """
 
 __all__ = ["register"]
