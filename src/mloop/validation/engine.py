@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob as _glob
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,17 +106,26 @@ def dtype_matches(expected: str, arrow_type: Any) -> bool:
 
 # -- sources --------------------------------------------------------------------------------------
 
-@dataclass
 class Source:
-    """A table DuckDB can scan: `rel` is the FROM clause for aggregates, `rel_rows` the same rows with
-    a 0-based row index column `ROW` (used only to fetch failing rows)."""
+    """A table to check. In-memory data keeps its arrow `table` (checked by numpy/pyarrow kernels);
+    files are scanned by DuckDB. `rel` is the FROM clause for aggregates, `rel_rows` the same rows
+    with a 0-based row index column `ROW`. For in-memory data the DuckDB side is opened on first use."""
 
-    con: Any
-    rel: str
-    rel_rows: str
-    schema: pa.Schema
-    label: str
-    table: Any = None  # the arrow table for in-memory input
+    def __init__(self, *, schema: pa.Schema, label: str, con: Any = None, rel: str = "mloop_src",
+                 rel_rows: str = "mloop_src", table: Any = None) -> None:
+        self.schema, self.label, self.rel, self.rel_rows, self.table = schema, label, rel, rel_rows, table
+        self._con = con
+
+    @property
+    def con(self) -> Any:
+        if self._con is None:
+            import numpy as np
+            import pyarrow as pa
+
+            self._con = _connect()
+            with_row = self.table.append_column(ROW, pa.array(np.arange(self.table.num_rows, dtype="int64")))
+            self._con.register("mloop_src", with_row)
+        return self._con
 
     @property
     def names(self) -> list[str]:
@@ -147,7 +155,9 @@ class Source:
         return f"({q(column)} IS NULL)"
 
     def notnull(self, column: str) -> str:
-        return f"(NOT {self.isnull(column)})"
+        if self.is_float(column):  # NULL propagates through isnan, and a NULL filter is false
+            return f"(NOT isnan({q(column)}))"
+        return f"({q(column)} IS NOT NULL)"
 
     def batches(self, columns: list[str] | None = None) -> Iterator[tuple[int, Any]]:
         """(first row index, pandas frame) per batch, in row order."""
@@ -170,6 +180,17 @@ class Source:
 
 def open_source(data: Any) -> Source:
     """Wrap pandas/polars/pyarrow data or a parquet/csv path as a DuckDB-scannable Source."""
+    if isinstance(data, str | Path):
+        return _path_source(_connect(), data)
+    table = to_arrow(data)
+    if ROW in table.column_names:
+        raise InvalidInput(f"column name {ROW!r} is reserved")
+    if len(set(table.column_names)) != len(table.column_names):
+        raise InvalidInput(f"the table has duplicate column names: {table.column_names}")
+    return Source(schema=table.schema, label=f"{type(data).__module__.split('.')[0]} table", table=table)
+
+
+def _connect() -> Any:
     import duckdb
 
     con = duckdb.connect()
@@ -177,19 +198,7 @@ def open_source(data: Any) -> Source:
         con.execute("SET TimeZone = 'UTC'")
     except duckdb.Error:  # pragma: no cover - ICU absent
         pass
-    if isinstance(data, str | Path):
-        return _path_source(con, data)
-    table = to_arrow(data)
-    import numpy as np
-    import pyarrow as pa
-
-    if ROW in table.column_names:
-        raise InvalidInput(f"column name {ROW!r} is reserved")
-    schema = table.schema
-    with_row = table.append_column(ROW, pa.array(np.arange(table.num_rows, dtype="int64")))
-    con.register("mloop_src", with_row)
-    return Source(con=con, rel="mloop_src", rel_rows="mloop_src", schema=schema,
-                  label=f"{type(data).__module__.split('.')[0]} table", table=table)
+    return con
 
 
 def to_arrow(data: Any) -> pa.Table:
@@ -205,13 +214,7 @@ def to_arrow(data: Any) -> pa.Table:
         import pandas as pd
 
         if isinstance(data, pd.DataFrame):
-            frame = data
-            if not all(isinstance(c, str) for c in frame.columns):
-                frame = frame.rename(columns=str)
-            try:
-                return pa.Table.from_pandas(frame, preserve_index=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise InvalidInput(f"cannot read the frame: {exc}") from None
+            return _pandas_to_arrow(data)
     if module == "polars":
         return data.to_arrow()
     if hasattr(data, "to_table") and module == "pyarrow":  # a pyarrow dataset
@@ -220,6 +223,28 @@ def to_arrow(data: Any) -> pa.Table:
         return data.to_arrow()
     raise InvalidInput(
         f"cannot validate a {type(data).__name__}; pass a pandas, polars or pyarrow table or a parquet/csv path")
+
+
+def _pandas_to_arrow(frame: Any) -> pa.Table:
+    """pandas -> arrow without copying numeric columns: NaN stays NaN (mloop counts it as null
+    anyway), so no null bitmap has to be built; other dtypes convert as `pa.Table.from_pandas`."""
+    import numpy as np
+    import pyarrow as pa
+
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"the frame has duplicate column names: {names}")
+    arrays = []
+    for i, name in enumerate(names):
+        col = frame.iloc[:, i]
+        try:
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":
+                arrays.append(pa.array(col.to_numpy(), from_pandas=False))
+            else:
+                arrays.append(pa.array(col, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInput(f"cannot read column {name!r} of the frame: {exc}") from None
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def _files(path: str | Path) -> tuple[list[str], str]:
@@ -242,6 +267,7 @@ def _files(path: str | Path) -> tuple[list[str], str]:
 
 def _path_source(con: Any, path: str | Path) -> Source:
     import duckdb
+    import pyarrow as pa
 
     files, kind = _files(path)
     listed = "[" + ", ".join(lit(f) for f in files) + "]"
@@ -261,7 +287,7 @@ def _path_source(con: Any, path: str | Path) -> Source:
             con.execute(f"CREATE TEMP VIEW mloop_rows AS SELECT *, row_number() OVER () - 1 AS {q(ROW)} "
                         "FROM mloop_src")
         schema = con.sql("SELECT * FROM mloop_src LIMIT 0").to_arrow_table().schema
-    except (duckdb.Error, OSError) as exc:
+    except (duckdb.Error, OSError, pa.ArrowException) as exc:
         raise InvalidInput(f"cannot read {str(path)!r}: {str(exc).splitlines()[0]}") from None
     if ROW in schema.names:
         raise InvalidInput(f"column name {ROW!r} is reserved")

@@ -25,6 +25,7 @@ COMPARISONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "=", "!=": "<>"
 DTYPE_FAMILIES = ("integer", "float", "numeric", "string", "boolean", "datetime")
 
 REGISTRY: dict[str, type[Expectation]] = {}
+ALIASES = {"not_null": "max_nulls"}  # YAML shorthands
 
 
 class ParamError(InvalidInput):
@@ -517,7 +518,7 @@ def from_dict(spec: dict[str, Any]) -> Expectation:
     kind = spec.get("type")
     if kind is None:
         raise ParamError("type", "expectation has no 'type'")
-    cls = REGISTRY.get(kind)
+    cls = REGISTRY.get(ALIASES.get(kind, kind)) if isinstance(kind, str) else None
     if cls is None:
         raise ParamError("type", f"unknown expectation type {kind!r} (known: {', '.join(sorted(REGISTRY))})")
     names = {f.name: f.name for f in dataclasses.fields(cls)}

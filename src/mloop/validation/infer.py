@@ -70,7 +70,7 @@ def infer_suite(reference: Any, margin: float = 0.1, *, name: str | None = None)
             exps.append(E.NoUnseenCategories(column=column, values=sorted(values, key=lambda v: (str(type(v)), v))))
         if identifier:
             exps.append(E.Unique(column=column))
-    exps.append(E.RowCount(min=math.floor(rows * (1 - margin)), max=math.ceil(rows * (1 + margin)),
+    exps.append(E.RowCount(min=math.floor(round(rows * (1 - margin), 6)), max=math.ceil(round(rows * (1 + margin), 6)),
                            severity="warn"))
     for column, c in prof["columns"].items():
         if c["kind"] != "numeric" or c.get("mean") is None or (
