@@ -8,8 +8,8 @@ import pytest
 
 import mloop
 import mloop.artifacts
-from support import invoke_cli, run_cli
 from mloop.errors import NotFound
+from support import invoke_cli, run_cli
 
 
 def _tree(folder) -> dict[str, bytes]:

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import mloop
-from support import run_cli
 from mloop.errors import CorruptBlob
+from support import run_cli
 
 
 def _tree(root: Path, n: int = 8, seed: int = 1) -> Path:

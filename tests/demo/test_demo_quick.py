@@ -7,8 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from support import run_cli
 from mloop.demo.data import CATEGORICAL, FEATURES, NUMERIC, TARGET, generate_churn
+from support import run_cli
 
 
 def test_demo_quick_runs_the_loop_and_prints_the_best_run(tmp_path, mloop_home):

@@ -15,11 +15,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from support import PG_ADMIN_DSN, PG_PREFIX, wait_until
 from mloop.errors import MloopError
 from mloop.store import migrate
 from mloop.store.db import Store
 from mloop.store.tables import metadata
+from support import PG_ADMIN_DSN, PG_PREFIX, wait_until
 
 
 def _script() -> ScriptDirectory:

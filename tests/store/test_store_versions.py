@@ -11,8 +11,8 @@ import uuid
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
-from support import wait_until
 from mloop.store.versions import insert_versioned
+from support import wait_until
 
 PER_WRITER = 12
 

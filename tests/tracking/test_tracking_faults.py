@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 import mloop
-from support import wait_until
 from mloop.store.tracking import ExperimentRepo, metrics, runs
+from support import wait_until
 
 PER_PROCESS = 10_000
 
