@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 
 import mloop
-from support import wait_until
 from mloop.artifacts import get_blob_store
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.store.lineage import blob_refs
@@ -27,6 +26,7 @@ from mloop.store.tracking import (
     runs,
     tags,
 )
+from support import wait_until
 
 
 def _rows(store, table, **where):
@@ -132,17 +132,20 @@ pathlib.Path(sys.argv[1]).touch()
 deadline = time.monotonic() + 60
 while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:
     time.sleep(0.002)
-with mloop.start_run(experiment="race") as run:
+with mloop.start_run(experiment=sys.argv[3]) as run:
     pass
 print(run.experiment_id)
 """
 
 
 def test_concurrent_create_of_one_experiment(store, tmp_path):
+    """Two processes create "race" at once and get one experiment; two others create distinct
+    experiments at the same moment and get distinct ids."""
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", _CREATE_AT_GO, str(tmp_path / f"r{i}"), str(go)],
+    names = ["race", "race", "solo-1", "solo-2"]
+    procs = [subprocess.Popen([sys.executable, "-c", _CREATE_AT_GO, str(tmp_path / f"r{i}"), str(go), name],
                               env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(4)]
+             for i, name in enumerate(names)]
     try:
         wait_until(lambda: all((tmp_path / f"r{i}").exists() for i in range(4)), timeout=60, what="ready")
         go.touch()
@@ -153,10 +156,11 @@ def test_concurrent_create_of_one_experiment(store, tmp_path):
                 p.kill()
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
-    ids = {out.strip() for out, _ in outs}
-    assert len(ids) == 1
-    assert [e["id"] for e in _rows(store, experiments, name="race")] == list(ids)
-    assert len(mloop.search_runs(experiment="race")) == 4
+    ids = [out.strip() for out, _ in outs]
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+    assert [e["id"] for e in _rows(store, experiments, name="race")] == [ids[0]]
+    assert len(mloop.search_runs(experiment="race")) == 2
+    assert {e["name"]: e["id"] for e in ExperimentRepo(store).list()} == dict(zip(names, ids, strict=True))
 
 
 def test_soft_delete_and_restore_runs_and_experiments(store):
@@ -323,3 +327,11 @@ def test_a_script_dying_of_an_exception_fails_its_open_run(store):
     assert proc.returncode == 1 and "out of memory" in proc.stderr
     got = mloop.get_run(proc.stdout.strip())
     assert got.status == "FAILED" and "RuntimeError: out of memory in epoch 3" in got.error
+
+
+def test_an_experiment_named_like_another_ones_id_is_its_own(store):
+    with mloop.start_run(experiment="first") as a:
+        pass
+    with mloop.start_run(experiment=a.experiment_id) as b:  # a new experiment whose *name* is "1"
+        pass
+    assert b.experiment == a.experiment_id and b.experiment_id != a.experiment_id

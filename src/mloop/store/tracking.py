@@ -181,7 +181,8 @@ class ExperimentRepo:
         self.store = store
 
     def get_or_create(self, name: str) -> dict:
-        found = self.find(name)
+        """The experiment called `name` (never one whose id happens to be `name`), created if missing."""
+        found = self.find_by_name(name)
         if found is not None:
             if found["lifecycle_stage"] == "deleted":
                 raise Conflict(
@@ -192,7 +193,7 @@ class ExperimentRepo:
             try:
                 return self.store.transact(lambda conn: self._insert(conn, name))
             except IntegrityError:
-                found = self.find(name)
+                found = self.find_by_name(name)
                 if found is not None:
                     return found
         raise Conflict(f"could not create experiment {name!r}")
@@ -209,7 +210,13 @@ class ExperimentRepo:
         conn.execute(experiments.insert(), row)
         return row
 
+    def find_by_name(self, name: str) -> dict | None:
+        with self.store.read() as conn:
+            row = conn.execute(select(experiments).where(experiments.c.name == name)).mappings().first()
+        return dict(row) if row else None
+
     def find(self, id_or_name: str) -> dict | None:
+        """By name first, then by id."""
         e = experiments.c
         with self.store.read() as conn:
             row = conn.execute(select(experiments).where(e.name == id_or_name)).mappings().first()
