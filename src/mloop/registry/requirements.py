@@ -29,6 +29,18 @@ def _dist_of_module() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
+_KNOWN = {"sklearn": "scikit-learn", "yaml": "PyYAML", "PIL": "Pillow", "skimage": "scikit-image"}
+
+
+def _dists_of(root: str) -> list[str]:
+    """The distributions providing a top-level module: a direct name match first (one metadata
+    lookup), the full module -> distribution scan only for the rest."""
+    name = _KNOWN.get(root, root)
+    if installed(name) is not None:
+        return [name]
+    return _dist_of_module().get(root, [])
+
+
 def _object_modules(model: Any, limit: int = 2000) -> set[str]:
     """Top-level modules of the classes reachable from the model (estimator params, steps, attributes)."""
     seen: set[int] = set()
@@ -64,11 +76,10 @@ def requirements(model: Any, packages: tuple[str, ...]) -> list[str]:
     """`dist==version` for the flavor's packages and every distribution the model's classes come from."""
     dists = list(packages)
     stdlib = sys.stdlib_module_names
-    mapping = _dist_of_module()
     for root in sorted(_object_modules(model)):
-        if root in stdlib or root in ("builtins", "__main__", "mloop"):
+        if root in stdlib or root in ("builtins", "__main__", "mloop") or root.startswith("_"):
             continue
-        dists.extend(mapping.get(root, []))
+        dists.extend(_dists_of(root))
     out, seen = [], set()
     for dist in dists:
         key = dist.lower().replace("_", "-")
