@@ -122,11 +122,8 @@ def check_dataset(staged: Any) -> None:
 
 
 def _data_of(staged: Any) -> Any:
-    """What to scan: the staged file itself when it is one parquet/csv file (DuckDB streams it),
-    else the version as an arrow table."""
-    from pathlib import Path
-
-    path = getattr(staged, "path", None)
-    if path is not None and Path(str(path)).is_file() and Path(str(path)).suffix in (".parquet", ".pq", ".csv"):
-        return str(path)
+    """What to scan: a staged parquet/csv file or folder by path (DuckDB streams it, so a large
+    version is never loaded whole), anything else as an arrow table."""
+    if getattr(staged, "format", None) in ("parquet", "csv") and getattr(staged, "path", None) is not None:
+        return str(staged.path)
     return staged.to_arrow()
