@@ -231,7 +231,7 @@ def test_logs_are_captured_and_blobs_referenced():
     def noisy():
         print("hello from a step")
         logging.getLogger("user.code").warning("careful")
-        return 1
+        return list(range(1000))  # big enough to be a blob of its own (small values ride inline)
 
     @mloop.pipeline(name="noisy")
     def noisy_p():

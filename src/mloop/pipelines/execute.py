@@ -35,14 +35,20 @@ class StepTask:
     child_run_id: str | None
     settings: dict[str, str]
     attempt: int = 1
+    child_name: str | None = None  # in process: start the child run here, under the active pipeline run
+    experiment: str | None = None
 
 
 @dataclass(frozen=True)
 class InputBlob:
-    """An input read from the artifact store."""
+    """An input read from the artifact store (or inline, for a small JSON value)."""
 
     kind: str
     digest: str
+    entry: dict | None = None
+
+    def as_entry(self) -> dict:
+        return self.entry if self.entry is not None else {"kind": self.kind, "digest": self.digest}
 
 
 @dataclass
@@ -60,6 +66,7 @@ class StepResult:
     traceback: str | None = None
     exception: BaseException | None = None
     worker_lost: bool = False  # the worker died (killed, out of memory): always worth a retry
+    child_run_id: str | None = None
 
 
 def record_gate(report: dict) -> None:
@@ -130,10 +137,13 @@ def run_task(task: StepTask) -> StepResult:
     try:
         with capture_logs() as sink:
             try:
-                if task.child_run_id is not None:
-                    from mloop.tracking import start_run
+                from mloop.tracking import start_run
 
+                if task.child_run_id is not None:  # created by the runner (another process)
                     child = start_run(run_id=task.child_run_id, nested=True)
+                elif task.child_name is not None:  # in process: a child of the active pipeline run
+                    child = start_run(task.experiment, name=task.child_name, nested=True)
+                if child is not None:
                     child._adopts_plain_start = True
                 args = _load_inputs(task.args)
                 bound = inspect.BoundArguments(task.step.signature, args)
@@ -148,11 +158,11 @@ def run_task(task: StepTask) -> StepResult:
                     raise
                 return StepResult(ok=False, start_ms=start, end_ms=now_ms(), logs_digest=logs, gates=reports,
                                   error_type=type(exc).__name__, error_message=str(exc), traceback=tb,
-                                  exception=exc)
+                                  exception=exc, child_run_id=child.id if child is not None else None)
         logs = _put_logs(sink.getvalue())
         _end_child(child, "FINISHED", None)
         return StepResult(ok=True, outputs=outputs, start_ms=start, end_ms=now_ms(), logs_digest=logs,
-                          gates=reports)
+                          gates=reports, child_run_id=child.id if child is not None else None)
     finally:
         _gate_reports.reset(token)
 
@@ -165,7 +175,7 @@ def _load_inputs(args: dict[str, Any]) -> dict[str, Any]:
     def load(value: Any) -> Any:
         if isinstance(value, InputBlob):
             if value.digest not in cache:
-                cache[value.digest] = materialize.load({"kind": value.kind, "digest": value.digest}, trust=True)
+                cache[value.digest] = materialize.load(value.as_entry(), trust=True)
             return cache[value.digest]
         if isinstance(value, list):
             return [load(v) for v in value]

@@ -80,6 +80,7 @@ class LocalExecutor:
             raise InvalidInput(f"processes must be a whole number >= 0, got {processes!r}")
         self.processes = processes
         self.supports_timeout = processes > 0
+        self.in_process = processes == 0
         self.name = "local" if processes == 0 else f"processes:{processes}"
         self._queue: list[_Proc] = []
         self._running: list[_Proc] = []

@@ -149,11 +149,18 @@ def _safe_types(untrusted: list[str]) -> list[str]:
     return untrusted
 
 
+INLINE_MAX = 1024  # JSON outputs up to this many bytes ride in the step record itself
+
+
 def save(value: Any) -> dict:
-    """Store a value; returns `{"kind", "digest", "size"}`."""
+    """Store a value; returns `{"kind", "digest", "size"}` (plus `"inline"` for a small JSON value,
+    which is kept in the metadata store's records instead of a blob of its own)."""
     from mloop.artifacts import get_blob_store
+    from mloop.artifacts.hashing import digest_of_bytes
 
     kind, data = dumps(value)
+    if kind == "json" and len(data) <= INLINE_MAX:
+        return {"kind": kind, "digest": digest_of_bytes(data), "size": len(data), "inline": json.loads(data)}
     digest = get_blob_store().put_bytes(data)
     return {"kind": kind, "digest": digest, "size": len(data)}
 
@@ -162,7 +169,14 @@ def load(entry: dict, *, trust: bool = False) -> Any:
     """Load a stored output (`{"kind", "digest"}`), verified against its digest."""
     from mloop.artifacts import get_blob_store
 
+    if "inline" in entry:
+        return entry["inline"]
     return loads(entry["kind"], get_blob_store().get(entry["digest"]), trust=trust)
+
+
+def is_blob(entry: dict) -> bool:
+    """True when the output lives in a blob of its own (not inline in the record)."""
+    return "inline" not in entry
 
 
 __all__ = ["KINDS", "dumps", "kind_of", "load", "loads", "save"]

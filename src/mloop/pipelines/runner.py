@@ -188,28 +188,36 @@ class _Context:
 
     # -- the walk ------------------------------------------------------------------------------
     def walk(self, order: list[Node]) -> None:
-        remaining = [n.name for n in order]
-        while remaining or self.handles:
-            progressed = True
-            while progressed:
-                progressed = False
-                for name in list(remaining):
-                    state = self.states[name]
-                    ups = [self.states[u].status for u in state.node.upstream]
-                    if any(s in ("FAILED", "SKIPPED") for s in ups):
-                        remaining.remove(name)
-                        continue  # skipped when its failed ancestor is recorded
-                    if all(s in ("COMPLETED", "CACHED") for s in ups):
-                        remaining.remove(name)
-                        self.dispatch(state)
-                        progressed = True
+        waiting = {n.name: len(n.upstream) for n in order}
+        children: dict[str, list[str]] = {n.name: [] for n in order}
+        for n in order:
+            for up in n.upstream:
+                children[up].append(n.name)
+        ready = [n.name for n in order if waiting[n.name] == 0]
+
+        def settle(name: str) -> None:
+            if self.states[name].status in ("COMPLETED", "CACHED"):
+                for child in children[name]:
+                    waiting[child] -= 1
+                    if waiting[child] == 0:
+                        ready.append(child)
+
+        while ready or self.handles:
+            while ready:
+                name = ready.pop(0)
+                state = self.states[name]
+                if state.status != "PENDING":  # skipped below a failure
+                    continue
+                self.dispatch(state)
+                if state.status != "RUNNING":  # a cache hit, or failed before starting
+                    settle(name)
             if not self.handles:
-                if remaining:  # only nodes below a failure are left
-                    remaining.clear()
                 break
             for handle in self.ex.wait(list(self.handles)):
                 name = self.handles.pop(handle)
                 self.complete(self.states[name], self.ex.result(handle))
+                if self.states[name].status != "RUNNING":  # RUNNING again: retried
+                    settle(name)
 
     def dispatch(self, state: _State) -> None:
         node = state.node
@@ -237,7 +245,7 @@ class _Context:
 
     def _input(self, ref: OutputRef) -> InputBlob:
         entry = self.states[ref.node].outputs[ref.output]
-        return InputBlob(entry["kind"], entry["digest"])
+        return InputBlob(entry["kind"], entry["digest"], entry if "inline" in entry else None)
 
     def _pin_datasets(self, state: _State, args: dict[str, Any], record: bool = True) -> dict[str, Any]:
         from mloop.pipelines.runner import resolve_dataset
@@ -260,8 +268,9 @@ class _Context:
         entry = self.cache.get(state.key)
         if entry is None:
             return False
-        if not all(self.blobs.exists(o["digest"]) for o in entry["outputs"].values()):
-            return False  # a blob was collected: recompute
+        if not all(self.blobs.exists(o["digest"]) for o in entry["outputs"].values() if "inline" not in o):
+            self.cache.delete(state.key)  # a blob was collected: recompute, and cache the new outputs
+            return False
         state.outputs = entry["outputs"]
         state.status = "CACHED"
         state.result_run = entry.get("run_id")
@@ -278,22 +287,30 @@ class _Context:
         node = state.node
         state.attempts += 1
         state.status = "RUNNING"
-        child_id = uuid.uuid4().hex
-        ts = self.now_ms()
-        record = self.prun._record
-        child = {"id": child_id, "experiment_id": record["experiment_id"], "name": node.name, "status": "RUNNING",
-                 "parent_id": self.prun.id, "start_ms": ts, "end_ms": None, "heartbeat_ms": ts,
-                 "heartbeat_interval_ms": record["heartbeat_interval_ms"], "user": current_user(),
-                 "environment_id": record.get("environment_id"), "lifecycle_stage": "active", "error": None}
-        state.child_id = child_id
-        self.repo.start_step(self.prun.id, node.name, child, state.attempts, state.key, state.inputs,
-                             params=state.params, dataset_edges=state.datasets)
-        task = StepTask(self.prun.id, node.name, node.step, args, child_id, self.settings, state.attempts)
         state.pending_args = args
+        if getattr(self.ex, "in_process", False):
+            # the attempt starts its own child run under the active pipeline run; the step's row is
+            # written once, when it ends (the child run shows it running meanwhile)
+            state.child_id = None
+            task = StepTask(self.prun.id, node.name, node.step, args, None, self.settings, state.attempts,
+                            child_name=node.name, experiment=self.prun.experiment)
+        else:
+            child_id = uuid.uuid4().hex
+            ts = self.now_ms()
+            record = self.prun._record
+            child = {"id": child_id, "experiment_id": record["experiment_id"], "name": node.name,
+                     "status": "RUNNING", "parent_id": self.prun.id, "start_ms": ts, "end_ms": None,
+                     "heartbeat_ms": ts, "heartbeat_interval_ms": record["heartbeat_interval_ms"],
+                     "user": current_user(), "environment_id": record.get("environment_id"),
+                     "lifecycle_stage": "active", "error": None}
+            state.child_id = child_id
+            self.repo.start_step(self.prun.id, node.name, child, state.attempts, state.key, state.inputs,
+                                 params=state.params, dataset_edges=state.datasets)
+            task = StepTask(self.prun.id, node.name, node.step, args, child_id, self.settings, state.attempts)
         try:
             handle = self.ex.submit(task, resources=node.step.resources, timeout=node.step.timeout)
         except MloopError as exc:
-            self._end_child(child_id, "FAILED", str(exc))
+            self._end_child(state.child_id, "FAILED", str(exc))
             self._fail(state, StepResult(ok=False, error_type=type(exc).__name__, error_message=str(exc),
                                          exception=exc))
             return
@@ -302,6 +319,11 @@ class _Context:
     def complete(self, state: _State, result: StepResult) -> None:
         node = state.node
         state.result = result
+        in_worker = result.child_run_id is not None and state.child_id is None
+        if result.child_run_id is not None:
+            state.child_id = result.child_run_id
+        if in_worker and state.datasets:
+            self._link_datasets(state)
         if result.ok:
             state.outputs = result.outputs
             state.status = "COMPLETED"
@@ -312,7 +334,9 @@ class _Context:
                          "gates": result.gates or None}
             self.repo.finish_step(self.prun.id, node.name, status="COMPLETED", outputs=result.outputs,
                                   run_id=state.child_id, start_ms=result.start_ms or None, end_ms=result.end_ms or None,
-                                  logs_digest=result.logs_digest, gates=result.gates or None, cache_entry=entry)
+                                  logs_digest=result.logs_digest, gates=result.gates or None, cache_entry=entry,
+                                  cache_key=state.key, inputs=state.inputs, params=state.params,
+                                  attempts=state.attempts)
             return
         if result.worker_lost or result.error_type == "TimeoutError":
             self._end_child(state.child_id, "FAILED", result.error_message)
@@ -336,11 +360,19 @@ class _Context:
         self.repo.finish_step(self.prun.id, state.node.name, status="FAILED", run_id=state.child_id,
                               start_ms=result.start_ms or None, end_ms=result.end_ms or None,
                               logs_digest=result.logs_digest, gates=result.gates or None, error=text[-20000:],
-                              attempts=state.attempts)
+                              attempts=state.attempts, cache_key=state.key, inputs=state.inputs,
+                              params=state.params)
         below = self.dag.downstream(state.node.name)
         for name in below:
             self.states[name].status = "SKIPPED"
         self.repo.skip_steps(self.prun.id, below, f"skipped: upstream step {state.node.name!r} failed")
+
+    def _link_datasets(self, state: _State) -> None:
+        from mloop.store.lineage import LineageRepo
+
+        repo = LineageRepo(self.repo.store)
+        for dv in state.datasets:
+            repo.add(("dataset_version", dv), "input", ("run", state.child_id))
 
     def _fail_before_start(self, state: _State, exc: MloopError) -> None:
         self._fail(state, StepResult(ok=False, error_type=type(exc).__name__, error_message=str(exc), exception=exc))

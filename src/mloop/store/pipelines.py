@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from mloop.errors import NotFound
 from mloop.store.db import Store
-from mloop.store.lineage import BlobRefRepo, LineageRepo, lineage_edges
+from mloop.store.lineage import BlobRefRepo, LineageRepo, _insert_ignore, lineage_edges
 from mloop.store.schema import BigInteger, current_user, metadata, now_ms
 from mloop.store.tracking import runs, status_expr
 
@@ -84,14 +84,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _upsert(conn: Connection, table: Table):  # noqa: ANN202
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
-
-
 def _decode(row: Any) -> dict:
     out = dict(row)
     for key in _JSON_COLS:
@@ -105,7 +97,8 @@ def _decode(row: Any) -> dict:
 
 
 def _output_digests(outputs: dict) -> list[str]:
-    return [o["digest"] for o in outputs.values() if o.get("digest")]
+    """Digests of outputs stored as blobs (small values kept inline in the record have none)."""
+    return [o["digest"] for o in outputs.values() if o.get("digest") and "inline" not in o]
 
 
 class PipelineRunRepo:
@@ -288,12 +281,11 @@ class StepCacheRepo:
 
     @staticmethod
     def put_in(conn: Connection, entry: dict) -> None:
+        # A key names one computation, so an existing entry is as good as this one: keep it (stale
+        # entries whose blobs were collected are deleted by the reader first).
         row = {**entry, "outputs": _dumps(entry["outputs"]), "gates": _dumps(entry["gates"]) if entry.get("gates") else None,
                "created_ms": now_ms(), "user": current_user()}
-        stmt = _upsert(conn, step_cache).values(**row)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={
-            k: stmt.excluded[k] for k in ("outputs", "pipeline_run_id", "node", "run_id", "gates", "created_ms", "user")
-        }))
+        _insert_ignore(conn, step_cache, [row])
         BlobRefRepo.add_in(conn, _output_digests(entry["outputs"]), "step_cache", entry["key"])
 
     def delete(self, key: str) -> None:
