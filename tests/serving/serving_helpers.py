@@ -109,3 +109,52 @@ def register_numeric(name: str, df: pd.DataFrame, alias: str | None = "champion"
     if alias:
         mloop.models.set_alias(name, alias, mv.version)
     return mv, model
+
+
+async def raw_post_many(host: str, port: int, path: str, bodies: list[tuple[str, bytes]], concurrency: int,
+                        timeout: float = 60.0) -> dict[str, tuple[int, bytes]]:
+    """POST each `(request_id, body)` over `concurrency` keep-alive HTTP/1.1 connections with a
+    minimal client (cheap enough that the server, not the client, is what a load test measures).
+    Returns `{request_id: (status, body)}`; a transport failure is status -1."""
+    import asyncio
+
+    queue = list(reversed(bodies))
+    out: dict[str, tuple[int, bytes]] = {}
+
+    async def worker() -> None:
+        reader = writer = None
+        while queue:
+            rid, body = queue.pop()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                        f"x-request-id: {rid}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                writer.write(head + body)
+                await writer.drain()
+                status_line = await asyncio.wait_for(reader.readline(), timeout)
+                status = int(status_line.split()[1])
+                length, close = 0, False
+                while True:
+                    line = await reader.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    elif name.lower() == "connection" and "close" in value.lower():
+                        close = True
+                out[rid] = (status, await reader.readexactly(length))
+                if close:
+                    writer.close()
+                    reader = writer = None
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError, ValueError) as exc:
+                out[rid] = (-1, repr(exc).encode())
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return out

@@ -14,7 +14,15 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from serving_helpers import FEATURES, ServerThread, churn_frame, register, wait_until
+from serving_helpers import (
+    FEATURES,
+    NUMERIC,
+    ServerThread,
+    churn_frame,
+    register,
+    register_numeric,
+    wait_until,
+)
 
 import mloop
 from mloop.serving import create_app, read_feedback, read_predictions
@@ -273,17 +281,18 @@ def test_batching_gives_each_caller_its_rows(churn_model):
     assert f"mloop_batch_rows_sum {float(sum(sizes))}" in metrics
 
 
-def test_canary_share_and_sticky_keys(churn_model, churn_df):
+def test_canary_share_and_sticky_keys(churn_df):
     from scipy.stats import binom
 
-    register("churn", churn_df, C=0.01)  # version 2, the challenger
+    register_numeric("churn", churn_df)
+    register_numeric("churn", churn_df.iloc[::-1])  # version 2, the challenger
     app = create_app("churn/1", challenger="churn/2", canary=0.1, reload_interval=0)
-    body = orjson.dumps(records(churn_df.head(1)))
+    body = orjson.dumps(churn_df[NUMERIC].head(1).to_dict("records"))
     n = 2000
     with ServerThread(app) as srv, httpx.Client(base_url=srv.url) as c:
         versions = [c.post("/predict", content=body).headers["x-mloop-model-version"] for _ in range(n)]
         keyed = {}
-        for k in range(300):
+        for k in range(150):
             key = f"user-{k}"
             got = {c.post("/predict", content=body, headers={"x-mloop-key": key}).headers["x-mloop-model-version"]
                    for _ in range(2)}

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from serving_helpers import NUMERIC, churn_frame, register_numeric
+from serving_helpers import NUMERIC, churn_frame, raw_post_many, register_numeric
 
 from mloop.serving import read_predictions
 from mloop.store import get_store
@@ -63,20 +63,6 @@ def malformed(i: int, row: dict) -> tuple[bytes, str]:
     return orjson.dumps([row] * 3000), "oversized"
 
 
-async def hammer(url: str, bodies: list[tuple[str, bytes]], concurrency: int) -> dict[str, tuple[int, dict]]:
-    results: dict[str, tuple[int, dict]] = {}
-    queue = list(reversed(bodies))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        async def worker():
-            while queue:
-                rid, body = queue.pop()
-                r = await client.post("/predict", content=body, headers={"x-request-id": rid})
-                results[rid] = (r.status_code, r.json())
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
-
-
 def test_bad_input_under_load_then_sigterm_accounts_for_every_row(churn_df):
     mv, pipe = register_numeric("churn", churn_df)
     df = churn_frame(5000, seed=3)
@@ -93,10 +79,14 @@ def test_bad_input_under_load_then_sigterm_accounts_for_every_row(churn_df):
             bodies.append((f"v{i}", orjson.dumps([row])))
     proc, url = start_server("churn@champion", "--max-body", "65536")
     try:
-        results = asyncio.run(hammer(url, bodies, 32))
+        host, port = url.removeprefix("http://").split(":")
+        raw = asyncio.run(raw_post_many(host, int(port), "/predict", bodies, 32))
+        results = {rid: (status, orjson.loads(body) if status > 0 else {"transport": body.decode()})
+                   for rid, (status, body) in raw.items()}
     finally:
         stop_server(proc)
     assert len(results) == 5000
+    assert [r for r, (s, _) in results.items() if s == -1] == []
     statuses = {s for s, _ in results.values()}
     assert 500 not in statuses and statuses <= {200, 400, 413, 422}
     for rid, (status, doc) in results.items():

@@ -84,9 +84,10 @@ class ServingState:
                 self.metrics.served(s.name, s.version_text, role)
 
     # -- which model answers --------------------------------------------------------------------
-    def pick(self, request: Request) -> Served:
+    def pick(self, key: str | None) -> Served:
+        """The model that answers a request carrying routing key `key` (None: random split)."""
         ch = self.challenger
-        if ch is not None and to_challenger(request.headers.get("x-mloop-key"), self.canary, self._rng):
+        if ch is not None and to_challenger(key, self.canary, self._rng):
             return ch
         return self.champion
 
@@ -183,20 +184,10 @@ def _check_token(state: ServingState, request: Request) -> None:
 
 async def _body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            if int(length) > limit:
-                raise PayloadTooLarge(f"the body is {int(length)} bytes; the limit is {limit} (--max-body)")
-        except ValueError:
-            raise BadRequest(f"bad Content-Length {length!r}") from None
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the {limit}-byte limit (--max-body)")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await _receive_body(request.receive, None if length is None else length.encode(), limit)
+    except _ClientGone:
+        raise BadRequest("the client went away before sending the whole body") from None
 
 
 def _error(exc: BaseException, v2: bool, rid: str | None = None) -> Response:
@@ -285,7 +276,7 @@ async def infer(request: Request) -> Response:
             if served.name != p["name"]:
                 served = state.by_version(p["name"], None)
             else:
-                served = state.pick(request)
+                served = state.pick(request.headers.get("x-mloop-key"))
         else:
             served = state.by_version(p["name"], p["version"])
         body = await _body(request, state.max_body)
@@ -318,24 +309,27 @@ async def infer(request: Request) -> Response:
     return Response(out, media_type=media, headers=headers)
 
 
+def _columns_for(state: ServingState, served: Served, body: bytes) -> tuple[dict, int]:
+    if state.input_resolver is None:
+        return payloads.parse_predict(body, served.inputs)
+    cols, n = payloads.parse_predict(body, None)
+    cols = state.input_resolver(cols, n)
+    missing = [c for c in served.inputs if c not in cols]
+    if missing:
+        raise InvalidInput(f"missing column {missing[0]!r}; the model takes {', '.join(served.inputs)}")
+    return {c: cols[c] for c in served.inputs}, n
+
+
 async def predict(request: Request) -> Response:
+    """`/predict` and `/invocations` through Starlette (the ASGI front `HotPaths` usually answers first)."""
     t0 = time.perf_counter()
     state: ServingState = request.app.state.serving
     rid = _request_id(request)
     route = "predict" if request.url.path == "/predict" else "invocations"
     try:
         _check_token(state, request)
-        served = state.pick(request)
-        body = await _body(request, state.max_body)
-        if state.input_resolver is not None:
-            cols, n = payloads.parse_predict(body, None)
-            cols = state.input_resolver(cols, n)
-            missing = [c for c in served.inputs if c not in cols]
-            if missing:
-                raise InvalidInput(f"missing column {missing[0]!r}; the model takes {', '.join(served.inputs)}")
-            cols = {c: cols[c] for c in served.inputs}
-        else:
-            cols, n = payloads.parse_predict(body, served.inputs)
+        served = state.pick(request.headers.get("x-mloop-key"))
+        cols, n = _columns_for(state, served, await _body(request, state.max_body))
         pred, proba = await state.infer(served, cols, n)
         out = payloads.encode_predict(rid, served.name, served.version, pred, proba, served.class_keys)
     except Exception as exc:  # noqa: BLE001
@@ -343,6 +337,98 @@ async def predict(request: Request) -> Response:
     state.after(served, rid, t0, cols, n, pred, proba, route)
     return Response(out, media_type=JSON,
                     headers={"x-request-id": rid, "x-mloop-model-version": served.version_text or ""})
+
+
+_HOT = {"/predict": "predict", "/invocations": "invocations"}
+
+
+class HotPaths:
+    """The ASGI front: `POST /predict` and `/invocations` are answered here straight from the ASGI
+    messages (no Request/Response objects, no middleware stack); everything else goes to Starlette."""
+
+    def __init__(self, app: Starlette, state: ServingState) -> None:
+        self.app = app
+        self._serving = state
+
+    def __getattr__(self, name: str) -> Any:  # .state, .routes, ... of the Starlette app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = _HOT.get(scope["path"])
+            if route is not None:
+                await self._predict(scope, receive, send, route)
+                return
+        await self.app(scope, receive, send)
+
+    async def _predict(self, scope: dict, receive: Callable, send: Callable, route: str) -> None:
+        t0 = time.perf_counter()
+        state = self._serving
+        headers = dict(scope["headers"])
+        rid_raw = headers.get(b"x-request-id")
+        rid = rid_raw.decode("latin-1")[:200] if rid_raw else uuid.uuid4().hex
+        try:
+            if state.token is not None:
+                auth = headers.get(b"authorization", b"")
+                if not auth.startswith(b"Bearer ") or not hmac.compare_digest(auth[7:].strip(), state.token):
+                    raise Unauthorized("this server requires 'Authorization: Bearer <token>' (MLOOP_SERVE_TOKEN)")
+            key = headers.get(b"x-mloop-key")
+            served = state.pick(None if key is None else key.decode("latin-1"))
+            body = await _receive_body(receive, headers.get(b"content-length"), state.max_body)
+            cols, n = _columns_for(state, served, body)
+            pred, proba = await state.infer(served, cols, n)
+            out = payloads.encode_predict(rid, served.name, served.version, pred, proba, served.class_keys)
+        except _ClientGone:
+            return
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never a traceback
+            await _fail(state, route, exc, False, rid)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(out)).encode()),
+            (b"x-request-id", rid.encode("latin-1")),
+            (b"x-mloop-model-version", (served.version_text or "").encode())]})
+        await send({"type": "http.response.body", "body": out})
+        state.after(served, rid, t0, cols, n, pred, proba, route)
+
+
+class _ClientGone(Exception):
+    pass
+
+
+DRAIN_LIMIT = 64 * 1024 * 1024  # an oversized body up to this is read and dropped, so the 413 arrives
+
+
+async def _drain(receive: Callable, more: bool, budget: int) -> None:
+    while more and budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        budget -= len(message.get("body", b""))
+        more = message.get("more_body", False)
+
+
+async def _receive_body(receive: Callable, length: bytes | None, limit: int) -> bytes:
+    if length is not None:
+        try:
+            size = int(length)
+        except ValueError:
+            raise BadRequest(f"bad Content-Length {length!r}") from None
+        if size > limit:
+            await _drain(receive, True, DRAIN_LIMIT)
+            raise PayloadTooLarge(f"the body is {size} bytes; the limit is {limit} (--max-body)")
+    chunks, total, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone()
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        more = message.get("more_body", False)
+        if total > limit:
+            await _drain(receive, more, DRAIN_LIMIT)
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit (--max-body)")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def feedback(request: Request) -> Response:
@@ -474,8 +560,9 @@ def routes() -> list[Route]:
     ]
 
 
-def build_app(state: ServingState, *, on_startup: list | None = None, on_shutdown: list | None = None) -> Starlette:
-    """The Starlette app over a prepared state; startup/shutdown hooks run in the lifespan."""
+def build_app(state: ServingState, *, on_startup: list | None = None, on_shutdown: list | None = None) -> HotPaths:
+    """The ASGI app over a prepared state (the hot paths in front of Starlette); startup and
+    shutdown hooks run in the lifespan."""
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
@@ -495,4 +582,4 @@ def build_app(state: ServingState, *, on_startup: list | None = None, on_shutdow
     app = Starlette(routes=routes(), lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_found, 500: _server_error})
     app.state.serving = state
-    return app
+    return HotPaths(app, state)

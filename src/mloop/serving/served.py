@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # Final estimators whose `predict` is not `classes_[argmax(predict_proba)]` (Platt scaling).
 _PREDICT_DIFFERS = {"SVC", "NuSVC"}
+_NUMBER_TYPES = {int, float}
 
 
 def _field(spec: Any, key: str, default: Any = None) -> Any:
@@ -58,6 +59,7 @@ class Served:
                  deployment: str = "", onnx: Any = None) -> None:
         import pandas as pd
 
+        self._pd = pd
         self.model = model
         self.uri = uri
         mv = getattr(model, "version", None)
@@ -75,6 +77,7 @@ class Served:
         self.onnx = onnx
         self._native = self._native_proba_path()
         self._score = getattr(model, "score", None) if self.task == "classification" else None
+        self._plan_fast_frame()
         example = input_example(model, self.inputs)
         self.example = example
         arrow_types: list[Any] = [None] * len(self.inputs)
@@ -97,7 +100,6 @@ class Served:
                                 columns=tuple(self.inputs), arrow_types=tuple(arrow_types),
                                 proba_columns=self.proba_columns)
         self.metadata = self._v2_metadata()
-        self._pd = pd
 
     # -- predicting ---------------------------------------------------------------------------
     def _native_proba_path(self) -> Any:
@@ -118,11 +120,76 @@ class Served:
         return native
 
     def frame(self, columns: dict, n: int) -> Any:
-        """Columns -> a DataFrame in signature order, checked and coerced by the model's `prepare`."""
+        """Columns -> a DataFrame in signature order, checked and coerced by the model's `prepare`.
+
+        Clean inputs (every value already of its column's signature type) take a fast path that
+        builds the frame the signature check would have produced, without running it; anything
+        else goes through `prepare`, which coerces or names the offending column.
+        """
+        fast = self._fast_frame(columns, n)
+        if fast is not None:
+            return fast
         df = self._pd.DataFrame(columns, columns=self.inputs)
         if len(df) != n:
             raise InvalidInput(f"expected {n} rows, got {len(df)}")
         return self.model.prepare(df)
+
+    def _plan_fast_frame(self) -> None:
+        kinds = []
+        for spec in self.inputs_spec:
+            dt = spec["dtype"]
+            if dt in ("float64", "float32"):
+                kinds.append(("f", np.dtype(dt)))
+            elif dt == "int64":
+                kinds.append(("i", np.dtype(dt)))
+            elif dt == "bool":
+                kinds.append(("b", np.dtype(bool)))
+            elif dt == "string":
+                kinds.append(("s", np.dtype(object)))
+            else:
+                self._fast = None
+                return
+        self._fast = kinds
+        dtypes = {k[1] for k in kinds}
+        self._one_block = kinds[0][1] if len(dtypes) == 1 and kinds[0][0] in "fi" else None
+        self._index = self._pd.Index(self.inputs)
+
+    def _fast_frame(self, columns: dict, n: int) -> Any:
+        kinds = self._fast
+        if kinds is None or n == 0:
+            return None
+        arrays = []
+        for name, (kind, dtype) in zip(self.inputs, kinds, strict=True):
+            v = columns[name]
+            if isinstance(v, np.ndarray):
+                k = v.dtype.kind
+                if len(v) != n or not (k == "f" and kind == "f" or k in "iu" and kind in "fi" and v.dtype != np.uint64
+                                       or k == "b" and kind == "b"):
+                    return None
+                arrays.append(v.astype(dtype, copy=False))
+                continue
+            if len(v) != n:
+                return None
+            types = set(map(type, v))
+            if kind == "f":
+                if not types <= _NUMBER_TYPES:
+                    return None
+            elif kind == "i":
+                if types != {int}:
+                    return None
+            elif kind == "b":
+                if types != {bool}:
+                    return None
+            elif types != {str}:
+                return None
+            try:
+                arrays.append(np.array(v, dtype=dtype))
+            except (OverflowError, ValueError, TypeError):
+                return None
+        if self._one_block is not None:
+            block = arrays[0].reshape(-1, 1) if len(arrays) == 1 else np.column_stack(arrays)
+            return self._pd.DataFrame(block, columns=self._index, copy=False)
+        return self._pd.DataFrame(dict(zip(self.inputs, arrays, strict=True)), copy=False)
 
     def predict_frame(self, df: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """`(prediction [n], probabilities [n, k] or None)` for a prepared frame."""
