@@ -11,7 +11,7 @@ the frame is read from one parquet file, the suite built, and one warm-up valida
   /proc/self/clear_refs right before, and read right after);
 - how the failing rows come back: count, examples, row indices.
 
-Median of 3 processes per tool.
+Median of 5 processes per tool, run alternately.
 
     .venv/bin/python benchmarks/validation.py            # full run, updates RESULTS.md
     .venv/bin/python benchmarks/validation.py --quick    # 20,000 rows, mloop only (what the test runs)
@@ -39,7 +39,7 @@ from _common import (  # noqa: E402
 
 GE_REQUIREMENTS = ["great_expectations==1.24.*", "pyarrow", "psutil"]
 PANDERA_REQUIREMENTS = ["pandera[pandas]==0.35.*", "pyarrow", "psutil"]
-FULL = {"rows": 1_000_000, "reps": 3}
+FULL = {"rows": 1_000_000, "reps": 5}
 QUICK = {"rows": 20_000, "reps": 1}
 
 # Shared by every snippet: bounds of the 5 ranges, the 3 value sets, memory probes.

@@ -146,3 +146,24 @@ def test_unreadable_inputs_are_invalid_input(tmp_path):
         SUITE.validate(str(broken))
     with pytest.raises(InvalidInput, match="cannot validate"):
         SUITE.validate(42)
+
+
+def test_datetime_bounds_agree(tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=10, freq="D", tz="UTC"),
+                       "d": pd.date_range("2026-01-01", periods=10, freq="D")})
+    df.loc[3, "t"] = pd.NaT
+    suite = V.Suite([V.Between(column="t", min="2026-01-02", max="2026-01-08T00:00:00+00:00"),
+                     V.Between(column="d", max="2026-01-05"), V.not_null("t"),
+                     V.Dtype(column="t", dtype="timestamp[tz=UTC]"), V.Dtype(column="d", dtype="datetime")])
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path)
+    memory, streamed = normalised(suite.validate(df)), normalised(suite.validate(str(path)))
+    assert_same(memory, streamed)
+    by = {r["name"]: r for r in memory}
+    assert by["between:t"]["failing_rows"] == 3 and by["between:t"]["checked_rows"] == 9  # rows 0, 8, 9
+    assert [e["row"] for e in by["between:t"]["examples"]] == [0, 8, 9]
+    assert by["between:d"]["failing_rows"] == 5
+    assert by["not_null:t"]["failing_rows"] == 1
+    assert by["dtype:t"]["passed"] and by["dtype:d"]["passed"]

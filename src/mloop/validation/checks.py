@@ -187,16 +187,18 @@ def custom_mask(fn: Any, frame: Any) -> Any:
 
 
 def custom_counts(exp: E.Custom, s: Source) -> Raw:
+    """Stream batches through the predicate; examples are the failing rows with the lowest indices."""
     import numpy as np
 
-    fn, raw = exp.resolve(), Raw(den=0, bad=0)
-    for offset, frame in s.batches(exp.used_columns() or None):
+    fn, raw, found = exp.resolve(), Raw(den=0, bad=0), []
+    for rows, frame in s.batches(exp.used_columns() or None):
         ok = custom_mask(fn, frame)
         raw.den += len(frame)
         bad_idx = np.flatnonzero(~ok)
         raw.bad += len(bad_idx)
-        for j in bad_idx[: max(0, EXAMPLES - len(raw.examples))]:
-            raw.examples.append({"row": offset + int(j), "value": jsonable(frame.iloc[int(j)].to_dict())})
+        found += [(int(rows[j]), frame.iloc[int(j)].to_dict()) for j in bad_idx[:EXAMPLES]]
+        found = sorted(found, key=lambda item: item[0])[:EXAMPLES]
+    raw.examples = [{"row": row, "value": jsonable(value)} for row, value in found]
     return raw
 
 
@@ -205,11 +207,11 @@ def custom_failing_frame(exp: E.Custom, s: Source):  # noqa: ANN201
     import pandas as pd
 
     parts = []
-    for offset, frame in s.batches():
+    for rows, frame in s.batches():
         bad = np.flatnonzero(~custom_mask(exp.resolve(), frame))
         part = frame.iloc[bad].copy()
-        part.insert(0, "row", bad + offset)
+        part.insert(0, "row", rows[bad].astype("int64"))
         parts.append(part)
     if not parts:
         return pd.DataFrame({"row": pd.Series([], dtype="int64")})
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True).sort_values("row", kind="stable", ignore_index=True)

@@ -159,23 +159,23 @@ class Source:
             return f"(NOT isnan({q(column)}))"
         return f"({q(column)} IS NOT NULL)"
 
-    def batches(self, columns: list[str] | None = None) -> Iterator[tuple[int, Any]]:
-        """(first row index, pandas frame) per batch, in row order."""
+    def batches(self, columns: list[str] | None = None) -> Iterator[tuple[Any, Any]]:
+        """(row indices as a numpy array, pandas frame) per batch of at most BATCH_ROWS rows."""
+        import numpy as np
+
         if self.table is not None:
             table = self.table.select(columns) if columns else self.table
-            for offset in range(0, max(table.num_rows, 1), BATCH_ROWS):
-                if table.num_rows == 0:
-                    return
-                yield offset, table.slice(offset, BATCH_ROWS).to_pandas()
+            for offset in range(0, table.num_rows, BATCH_ROWS):
+                part = table.slice(offset, BATCH_ROWS)
+                yield np.arange(offset, offset + part.num_rows), part.to_pandas()
             return
         cols = ", ".join(q(c) for c in (columns or self.names))
-        reader = self.con.sql(f"SELECT {q(ROW)}, {cols} FROM {self.rel_rows} ORDER BY 1") \
-            .to_arrow_reader(BATCH_ROWS)
+        reader = self.con.sql(f"SELECT {q(ROW)}, {cols} FROM {self.rel_rows}").to_arrow_reader(BATCH_ROWS)
         for batch in reader:
             frame = batch.to_pandas()
-            rows = frame.pop(ROW)
+            rows = frame.pop(ROW).to_numpy()
             if len(rows):
-                yield int(rows.iloc[0]), frame
+                yield rows, frame
 
 
 def open_source(data: Any) -> Source:
