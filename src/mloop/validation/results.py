@@ -128,6 +128,10 @@ class ValidationResult:
     COLUMNS = ("status", "expectation", "severity", "observed", "failing rows", "examples", "message")
 
     def __rich__(self):  # noqa: ANN204 - rich renders this
+        return self.table()
+
+    def table(self, only: tuple[str, ...] = ("pass", "fail", "warn")):  # noqa: ANN201 - rich.table.Table
+        """A rich table of the results whose status is in `only` (e.g. `only=("fail", "warn")`)."""
         from rich.markup import escape
         from rich.table import Table
 
@@ -137,7 +141,8 @@ class ValidationResult:
             table.add_column(col, overflow="fold")
         styles = {"pass": "green", "fail": "bold red", "warn": "yellow"}
         for row in self.rows_for_table():
-            table.add_row(*[escape(str(v)) for v in row], style=styles[row[0]] if row[0] != "pass" else None)
+            if row[0] in only:
+                table.add_row(*[escape(str(v)) for v in row], style=styles[row[0]] if row[0] != "pass" else None)
         return table
 
     def _table_html(self) -> str:

@@ -15,7 +15,6 @@ def run(ctx) -> None:  # noqa: ANN001
     import mloop
     from mloop.demo.data import generate_churn
     from mloop.errors import ValidationFailed
-    from mloop.validation import ValidationResult
 
     if ctx.state.get("train_uri"):
         reference = mloop.data.get(ctx.state["train_uri"])  # its stored profile: nothing is re-read
@@ -41,8 +40,8 @@ def run(ctx) -> None:  # noqa: ANN001
     broken.loc[broken.index[::50], "age"] = 250.0                                   # out of range
     broken.loc[broken.index[7:19], "region"] = "atlantis"                           # an unseen category
     bad = suite.validate(broken)
-    ctx.console.print(ValidationResult(suite=bad.suite, source="broken batch (failures and warnings)",
-                                       rows=bad.rows, results=[r for r in bad.results if r.status != "pass"]))
+    bad.source = "a broken batch"
+    ctx.console.print(bad.table(only=("fail", "warn")))
     ctx.say(("[bold red]broken batch caught[/bold red]: " if not bad.ok else "[yellow]not caught[/yellow]: ")
             + ", ".join(r.name for r in bad.failed))
 
