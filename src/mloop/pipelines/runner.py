@@ -93,7 +93,10 @@ def run_pipeline(pipeline: Pipeline, params: dict[str, Any], *, executor: Any = 
             dataset_edges=[dv_id for (_, dv_id) in declared.values()],
         )
         context = _Context(pipeline, prun, dag, states, ex, repo, settings, use_cache, now_ms)
-        context.walk(order)
+        try:
+            context.walk(order)
+        finally:
+            context.records.flush()
     except BaseException as exc:
         ex.shutdown()
         prun.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", f"{type(exc).__name__}: {exc}")
@@ -175,6 +178,12 @@ class _Context:
         self.states = states
         self.ex = ex
         self.repo = repo
+        # In process, step outcomes are written in batches (every 32 steps or 0.2 s, and at the end);
+        # elsewhere each one commits as it arrives.
+        self.batched = bool(getattr(ex, "in_process", False))
+        self.records = repo.batched() if self.batched else repo
+        self._pending_cache: dict[str, dict] = {}
+        self._batch_started = 0.0
         self.cache = StepCacheRepo(get_store())
         self.use_cache = use_cache
         self.hasher = CodeHasher()
@@ -265,7 +274,7 @@ class _Context:
         return {k: pin(v) for k, v in args.items()}
 
     def _try_cache(self, state: _State) -> bool:
-        entry = self.cache.get(state.key)
+        entry = self._pending_cache.get(state.key) or self.cache.get(state.key)
         if entry is None:
             return False
         if not all(self.blobs.exists(o["digest"]) for o in entry["outputs"].values() if "inline" not in o):
@@ -275,7 +284,7 @@ class _Context:
         state.status = "CACHED"
         state.result_run = entry.get("run_id")
         now = self.now_ms()
-        self.repo.finish_step(self.prun.id, state.node.name, status="CACHED", outputs=state.outputs, cached=True,
+        self._finish(self.prun.id, state.node.name, status="CACHED", outputs=state.outputs, cached=True,
                               run_id=entry.get("run_id"), cache_key=state.key, inputs=state.inputs, params=state.params,
                               start_ms=now,
                               end_ms=now, gates=entry.get("gates") or None)
@@ -332,7 +341,7 @@ class _Context:
                 entry = {"key": state.key, "step": node.step.qualname, "outputs": result.outputs,
                          "pipeline_run_id": self.prun.id, "node": node.name, "run_id": state.child_id,
                          "gates": result.gates or None}
-            self.repo.finish_step(self.prun.id, node.name, status="COMPLETED", outputs=result.outputs,
+            self._finish(self.prun.id, node.name, status="COMPLETED", outputs=result.outputs,
                                   run_id=state.child_id, start_ms=result.start_ms or None, end_ms=result.end_ms or None,
                                   logs_digest=result.logs_digest, gates=result.gates or None, cache_entry=entry,
                                   cache_key=state.key, inputs=state.inputs, params=state.params,
@@ -357,7 +366,7 @@ class _Context:
         exc = result.exception
         kind = f"{type(exc).__module__}.{type(exc).__qualname__}" if exc is not None else result.error_type
         text = result.traceback or f"{kind}: {result.error_message}"
-        self.repo.finish_step(self.prun.id, state.node.name, status="FAILED", run_id=state.child_id,
+        self._finish(self.prun.id, state.node.name, status="FAILED", run_id=state.child_id,
                               start_ms=result.start_ms or None, end_ms=result.end_ms or None,
                               logs_digest=result.logs_digest, gates=result.gates or None, error=text[-20000:],
                               attempts=state.attempts, cache_key=state.key, inputs=state.inputs,
@@ -365,7 +374,22 @@ class _Context:
         below = self.dag.downstream(state.node.name)
         for name in below:
             self.states[name].status = "SKIPPED"
-        self.repo.skip_steps(self.prun.id, below, f"skipped: upstream step {state.node.name!r} failed")
+        self.records.skip_steps(self.prun.id, below, f"skipped: upstream step {state.node.name!r} failed")
+
+    def _finish(self, *args: Any, **kwargs: Any) -> None:
+        import time
+
+        entry = kwargs.get("cache_entry")
+        if entry is not None and self.batched:
+            self._pending_cache[entry["key"]] = entry
+        self.records.finish_step(*args, **kwargs)
+        if self.batched:
+            now = time.monotonic()
+            if self.records.pending == 1:
+                self._batch_started = now
+            if self.records.pending >= 32 or now - self._batch_started >= 0.2:
+                self.records.flush()
+                self._pending_cache.clear()
 
     def _link_datasets(self, state: _State) -> None:
         from mloop.store.lineage import LineageRepo

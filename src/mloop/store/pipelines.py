@@ -169,16 +169,53 @@ class PipelineRunRepo:
             if cache_entry is not None:
                 StepCacheRepo.put_in(conn, cache_entry)
 
-        self.store.transact(write)
+        if self._batch is not None:
+            self._batch.append(write)
+        else:
+            self.store.transact(write)
+
+    _batch: list | None = None
+
+    def batched(self) -> PipelineRunRepo:
+        """A repository whose `finish_step` / `skip_steps` writes wait for `flush()` (one transaction
+        for many steps: what keeps the per-step cost of a long in-process pipeline low)."""
+        repo = PipelineRunRepo(self.store)
+        repo._batch = []
+        return repo
+
+    def flush(self) -> None:
+        """Commit the waiting writes of a batched repository in one transaction."""
+        if not self._batch:
+            return
+        writes, self._batch = self._batch, []
+
+        def write_all(conn: Connection) -> None:
+            for write in writes:
+                write(conn)
+
+        try:
+            self.store.transact(write_all)
+        except BaseException:
+            self._batch = writes + self._batch
+            raise
+
+    @property
+    def pending(self) -> int:
+        return len(self._batch or [])
 
     def skip_steps(self, pipeline_run_id: str, names: Iterable[str], reason: str) -> None:
         names = list(names)
         if not names:
             return
-        self.store.transact(lambda conn: conn.execute(
-            update(step_runs).where(step_runs.c.pipeline_run_id == pipeline_run_id, step_runs.c.name.in_(names))
-            .values(status="SKIPPED", error=reason)
-        ))
+
+        def write(conn: Connection) -> None:
+            conn.execute(update(step_runs).where(step_runs.c.pipeline_run_id == pipeline_run_id,
+                                                 step_runs.c.name.in_(names)).values(status="SKIPPED", error=reason))
+
+        if self._batch is not None:
+            self._batch.append(write)
+        else:
+            self.store.transact(write)
 
     def finish(self, pipeline_run_id: str, status: str, *, outputs: dict | None = None, error: str | None = None,
                produced_by: Iterable[str] = ()) -> list[str]:
