@@ -615,19 +615,23 @@ class MetricRepo:
         self.store = store
 
     def write_batch(self, batch_id: str, rows: list[tuple[str, str, float, int, int]]) -> bool:
-        """Insert `(run_id, key, value, step, ts)` rows once; False if this batch was already applied."""
-        records = []
-        latest: dict[tuple[str, str], dict] = {}
+        """Insert `(run_id, key, value, step, ts)` rows once; False if this batch was already applied.
+
+        The rows go in through the driver (`executemany` on SQLite, `COPY` on PostgreSQL): this is
+        the hot path, and SQLAlchemy's per-row parameter handling would cost more than the insert.
+        """
+        records: list[tuple] = []
+        latest: dict[tuple[str, str], tuple] = {}
         for run_id, key, value, step, ts in rows:
             nan = value != value
-            rec = {"run_id": run_id, "key": key, "step": step, "ts": ts, "value": 0.0 if nan else value,
-                   "is_nan": nan}
+            rec = (run_id, key, step, ts, 0.0 if nan else value, nan)
             records.append(rec)
             cur = latest.get((run_id, key))
-            if cur is None or (step, ts) >= (cur["step"], cur["ts"]):
+            if cur is None or (step, ts) >= (cur[2], cur[3]):
                 latest[(run_id, key)] = rec
-
-        ordered = [latest[k] for k in sorted(latest)]  # one lock order: concurrent batches never deadlock
+        # One lock order, so concurrent batches touching the same keys never deadlock.
+        names = ("run_id", "key", "step", "ts", "value", "is_nan")
+        ordered = [dict(zip(names, latest[k], strict=True)) for k in sorted(latest)]
 
         def write(conn: Connection) -> bool:
             claim = (_upsert(conn, metric_batches).on_conflict_do_nothing(index_elements=["batch_id"])
@@ -636,7 +640,7 @@ class MetricRepo:
                                            "user": current_user()}).first()
             if claimed is None:
                 return False  # a replay of a batch that already committed
-            conn.execute(metrics.insert(), records)
+            _bulk_insert_metrics(conn, records)
             stmt = _upsert(conn, latest_metrics)
             ex = stmt.excluded
             conn.execute(stmt.on_conflict_do_update(
@@ -695,9 +699,20 @@ class RunArtifactRepo:
         return [dict(r) for r in rows]
 
 
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+_METRIC_COLUMNS = '(run_id, "key", step, ts, value, is_nan)'
+
+
+def _bulk_insert_metrics(conn: Connection, records: list[tuple]) -> None:
+    """`(run_id, key, step, ts, value, is_nan)` tuples into `metrics`, inside the caller's transaction."""
+    if not records:
+        return
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection  # psycopg, in this same transaction
+        with driver.cursor() as cur, cur.copy(f"COPY metrics {_METRIC_COLUMNS} FROM STDIN") as copy:
+            for rec in records:
+                copy.write_row(rec)
+        return
+    conn.exec_driver_sql(f"INSERT INTO metrics {_METRIC_COLUMNS} VALUES (?, ?, ?, ?, ?, ?)", records)
 
 
 __all__ = [
