@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Index, String, Table, UniqueConstraint, and_, or_, select
 from sqlalchemy.engine import Connection
 
+from mloop.errors import InvalidInput
 from mloop.store.db import Store
 from mloop.store.schema import BigId, BigInteger, current_user, metadata, now_ms
 
@@ -99,7 +100,10 @@ class LineageRepo:
         t = lineage_edges
         out = and_(t.c.from_kind == node[0], t.c.from_id == node[1])
         inc = and_(t.c.to_kind == node[0], t.c.to_id == node[1])
-        cond = {"out": out, "in": inc, "both": or_(out, inc)}[direction]
+        conds = {"out": out, "in": inc, "both": or_(out, inc)}
+        if direction not in conds:
+            raise InvalidInput(f"direction must be out, in or both, not {direction!r}")
+        cond = conds[direction]
         with self.store.read() as conn:
             rows = conn.execute(select(t).where(cond).order_by(t.c.ts, t.c.id)).mappings().all()
         return [Edge(**{k: r[k] for k in Edge.__dataclass_fields__}) for r in rows]
