@@ -214,3 +214,18 @@ def test_the_writer_thread_ends_when_idle(store):
     with mloop.start_run() as again:  # and it comes back on demand
         again.log_metric("m", 2.0)
     assert mloop.get_run(again.id).metrics == {"m": 2.0}
+
+
+def test_to_dict_and_the_cli_show_nan_and_inf(store):
+    import json
+
+    from conftest import run_cli
+
+    with mloop.start_run() as run:
+        run.log_metrics({"nan": math.nan, "inf": math.inf, "ok": 0.5})
+    data = mloop.get_run(run.id).to_dict()
+    assert math.isnan(data["metrics"]["nan"]) and data["metrics"]["inf"] == math.inf
+    shown = run_cli("runs", "show", run.id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    metrics_ = json.loads(shown.stdout)["metrics"]
+    assert metrics_ == {"nan": "NaN", "inf": "Infinity", "ok": 0.5}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import traceback
 from pathlib import Path, PurePosixPath
@@ -95,10 +94,11 @@ class Run:
         return self
 
     def to_dict(self) -> dict:
+        """The run as plain data; NaN and inf metrics stay floats (JSON printers map them to strings)."""
         keys = ("id", "name", "experiment", "experiment_id", "status", "parent_id", "user")
         out = {k: self._record[k] for k in keys}
-        out.update(start_time=self.start_time, end_time=self.end_time, params=self.params,
-                   metrics={k: (None if math.isnan(v) else v) for k, v in self.metrics.items()}, tags=self.tags)
+        out.update(start_time=self.start_time, end_time=self.end_time, error=self.error, params=self.params,
+                   metrics=self.metrics, tags=self.tags)
         return out
 
     def __repr__(self) -> str:
