@@ -61,7 +61,7 @@ def test_predict_batch_matches_in_memory(tmp_path):
     assert len(empty) == 0 and list(empty.columns) == ["id", "prediction", "proba_no", "proba_yes"]
 
 
-def test_cli_predict_and_models_commands(tmp_path):
+def test_cli_predict_and_models_commands(tracking_uri, tmp_path):
     _model()
     mloop.models.log_model(LogisticRegression().fit(_frame(50)[FEATURES], np.arange(50) % 2), "scorer",
                            input_example=_frame(5)[FEATURES], register=True)

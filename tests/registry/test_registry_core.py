@@ -256,3 +256,40 @@ def test_library_version_mismatch_warns(fitted, monkeypatch):
     monkeypatch.setattr(requirements, "installed", lambda d: "0.0.1" if d == "scikit-learn" else real(d))
     with pytest.warns(mloop.models.LibraryVersionWarning, match=r"scikit-learn 1\..*0\.0\.1"):
         mloop.models.load("churn/1")
+
+
+class _DatasetVersion:
+    """Stands in for a mloop.data DatasetVersion (anything with .to_pandas())."""
+
+    def __init__(self, df):  # noqa: ANN001
+        self.df = df
+
+    def to_pandas(self):  # noqa: ANN201
+        return self.df
+
+
+def test_validation_data_from_a_dataset_version_and_sampling(fitted, monkeypatch):
+    from mloop.registry import save
+
+    pipe, X, y = fitted
+    monkeypatch.setattr(save, "SAMPLE_ROWS", 50)
+    mv = mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True,
+                                validation_data=_DatasetVersion(X.assign(label=y)), target="label")
+    import io
+
+    from mloop.artifacts import get_blob_store
+
+    back = pd.read_parquet(io.BytesIO(get_blob_store().get(mv.validation_data)))
+    assert len(back) == 50 and "label" in back.columns
+    again = mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True,
+                                   validation_data=X.assign(label=y), target="label")
+    assert again.validation_data == mv.validation_data  # the seeded sample is the same blob
+    with pytest.raises(InvalidInput, match="dataset URI"):
+        mloop.models.log_model(pipe, "churn", input_example=X.head(), validation_data="churn-valid@1")
+
+
+def test_round_trip_on_each_artifact_store(artifact_uri, fitted):
+    pipe, X, _ = fitted
+    mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True)
+    mloop.models.clear_cache()
+    np.testing.assert_array_equal(mloop.models.load("churn/1").predict(X), pipe.predict(X))
