@@ -204,6 +204,9 @@ def test_prefix_aliases_quotes_and_case_sensitive_like(store):
     assert [r.id for r in mloop.search_runs(filter="attributes.status = 'FINISHED'")] == one
     assert [r.id for r in mloop.search_runs(filter=f"attributes.run_id IN ('{run.id}', 'x')")] == one
     assert mloop.search_runs(filter="params.`a.b` > 'hello'") == []  # 'H' < 'h' by code point
+    assert [r.id for r in mloop.search_runs(filter=f"attributes.start_time >= {run.start_time} and "
+                                             f"attributes.created <= {run.start_time} and attributes.user_id != ''")] == one
+    assert mloop.search_runs(filter=f"attributes.end_time < {run.start_time}") == []
 
 
 @pytest.mark.parametrize(("text", "token"), [

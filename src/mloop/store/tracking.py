@@ -292,13 +292,16 @@ _ATTRIBUTES = {
     "start_time": runs.c.start_ms,
     "end_time": runs.c.end_ms,
     "user": runs.c.user,
+    "user_id": runs.c.user,  # MLflow's name
+    "created": runs.c.start_ms,  # MLflow's name
     "experiment_id": runs.c.experiment_id,
     "parent_id": runs.c.parent_id,
 }
 
 
 ATTRIBUTE_KEYS = frozenset(_ATTRIBUTES)
-_STRING_ATTRS = {"run_id", "id", "run_name", "name", "status", "user", "experiment_id", "parent_id"}
+_STRING_ATTRS = {"run_id", "id", "run_name", "name", "status", "user", "user_id", "experiment_id", "parent_id"}
+NUMERIC_ATTRIBUTES = ATTRIBUTE_KEYS - _STRING_ATTRS  # int ms timestamps
 
 
 def _like_tokens(pattern: str) -> list[tuple[str, str]]:
@@ -718,5 +721,5 @@ def _bulk_insert_metrics(conn: Connection, records: list[tuple]) -> None:
 __all__ = [
     "experiments", "runs", "params", "tags", "metrics", "latest_metrics", "metric_batches", "run_artifacts",
     "environments", "ExperimentRepo", "RunRepo", "ParamRepo", "TagRepo", "MetricRepo", "RunArtifactRepo",
-    "EnvironmentRepo", "Clause", "OrderBy", "status_expr", "ATTRIBUTE_KEYS",
+    "EnvironmentRepo", "Clause", "OrderBy", "status_expr", "ATTRIBUTE_KEYS", "NUMERIC_ATTRIBUTES",
 ]

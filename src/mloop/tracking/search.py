@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from mloop.errors import InvalidInput
-from mloop.store.tracking import ATTRIBUTE_KEYS, Clause, OrderBy
+from mloop.store.tracking import ATTRIBUTE_KEYS, NUMERIC_ATTRIBUTES, Clause, OrderBy
 
 _KINDS = {
     "metrics": "metrics", "metric": "metrics",
@@ -34,7 +34,6 @@ _TOKEN = re.compile(
     )""",
     re.X,
 )
-_NUMERIC_ATTRS = {"start_time", "end_time"}
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -135,7 +134,7 @@ def _operator(toks: list[tuple[str, str]], i: int, text: str) -> str:
 
 def _value(kind: str, key: str, tok: tuple[str, str], op: str) -> object:
     tkind, raw = tok
-    numeric = kind == "metrics" or (kind == "attributes" and key in _NUMERIC_ATTRS)
+    numeric = kind == "metrics" or (kind == "attributes" and key in NUMERIC_ATTRIBUTES)
     if numeric:
         if op in ("LIKE", "ILIKE"):
             raise InvalidInput(f"bad filter: {op} does not apply to {kind}.{key}, which is a number")
