@@ -119,3 +119,19 @@ def test_evaluate_logs_classification_plots():
     paths = {a["path"] for a in artifacts.list(run.id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/roc_curve.png",
             "evaluation/calibration_curve.png"} <= paths
+
+
+def test_model_fitted_on_a_bare_array():
+    import warnings as w
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    lr = LogisticRegression().fit(X, y)
+    mv = mloop.models.log_model(lr, "arr", input_example=X[:5], register=True)
+    assert [c["name"] for c in mv.signature.inputs] == ["0", "1", "2"]
+    model = mloop.models.load("arr/1")
+    with w.catch_warnings():
+        w.simplefilter("error")
+        np.testing.assert_array_equal(model.predict(X), lr.predict(X))
+        np.testing.assert_array_equal(model.predict(pd.DataFrame(X, columns=["0", "1", "2"])), lr.predict(X))

@@ -114,7 +114,8 @@ def _log_fit(estimator: Any, X: Any, y: Any) -> None:
         if _options.get("log_models"):
             import pandas as pd
 
-            example = X.head(5) if isinstance(X, pd.DataFrame) else None
+            example = X.head(5) if isinstance(X, pd.DataFrame) else (X[:5] if hasattr(X, "shape") and
+                                                                     len(getattr(X, "shape", ())) == 2 else None)
             run.log_model(estimator, name=_options.get("model_name", "model"), input_example=example)
     finally:
         if owned:

@@ -167,6 +167,8 @@ def _example_frame(model: Any, example: Any) -> Any:
     if example is None:
         return None
     df = to_pandas(example, _feature_names(model))
+    if not all(isinstance(c, str) for c in df.columns):  # a bare array: columns are named by position
+        df.columns = [str(c) for c in df.columns]
     return df.head(EXAMPLE_ROWS).reset_index(drop=True)
 
 

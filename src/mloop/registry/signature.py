@@ -78,7 +78,7 @@ def to_pandas(data: Any, names: list[str] | None = None) -> pd.DataFrame:
             arr = arr.reshape(1, -1)
         if names is not None and arr.shape[1] != len(names):
             raise InvalidInput(f"input array has {arr.shape[1]} columns; the model expects {len(names)} ({names})")
-        return pd.DataFrame(arr, columns=names)
+        return pd.DataFrame(arr, columns=names if names is not None else [str(i) for i in range(arr.shape[1])])
     raise InvalidInput(f"cannot use a {type(data).__name__} as model input; pass a pandas, polars or pyarrow table")
 
 

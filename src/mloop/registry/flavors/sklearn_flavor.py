@@ -68,9 +68,15 @@ class Predictor:
 
     def __init__(self, model: Any) -> None:
         self.native = model
+        # fitted on a bare array: hand it an array (column names would only earn a warning)
+        self._as_array = getattr(model, "n_features_in_", None) is not None and \
+            getattr(model, "feature_names_in_", None) is None
+
+    def _input(self, df: Any) -> Any:
+        return df.to_numpy() if self._as_array and hasattr(df, "to_numpy") else df
 
     def predict(self, df: Any) -> Any:
-        return self.native.predict(df)
+        return self.native.predict(self._input(df))
 
     def predict_proba(self, df: Any) -> Any:
-        return self.native.predict_proba(df)
+        return self.native.predict_proba(self._input(df))
