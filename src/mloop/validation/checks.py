@@ -33,10 +33,6 @@ class Raw:
     unseen: list[Any] | None = None       # in_set / no_unseen_categories, when failing
 
 
-def row_level(exp: E.Expectation) -> bool:
-    return exp.row_level
-
-
 def run(expectations: list[E.Expectation], source: Source, suite: str | None = None) -> ValidationResult:
     """Validate `source` against `expectations`."""
     problems = {id(e): _problem(e, source) for e in expectations}

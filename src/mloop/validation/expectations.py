@@ -285,9 +285,6 @@ class Unique(Expectation):
     def used_columns(self) -> list[str]:
         return [self.column] if self.column else list(self.columns or [])
 
-    def params(self) -> dict[str, Any]:
-        return super().params()
-
 
 @_register
 @dataclass(kw_only=True)
