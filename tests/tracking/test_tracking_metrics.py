@@ -119,9 +119,9 @@ def test_writer_replays_a_batch_whose_commit_was_lost(store, quiet_writer, monke
     real = MetricRepo.write_batch
     state = {"failed": False, "ids": []}
 
-    def commit_then_fail(self, batch_id, rows):
+    def commit_then_fail(self, batch_id, rows, also=None):
         state["ids"].append(batch_id)
-        result = real(self, batch_id, rows)
+        result = real(self, batch_id, rows, also)
         if not state["failed"]:
             state["failed"] = True
             raise ConnectionError("reply lost after commit")
@@ -142,7 +142,7 @@ def test_writer_replays_a_batch_whose_commit_was_lost(store, quiet_writer, monke
 def test_log_metric_is_buffered_not_written_per_call(store, quiet_writer, monkeypatch):
     calls = []
     real = MetricRepo.write_batch
-    monkeypatch.setattr(MetricRepo, "write_batch", lambda self, b, rows: (calls.append(len(rows)), real(self, b, rows))[1])
+    monkeypatch.setattr(MetricRepo, "write_batch", lambda self, b, rows, also=None: (calls.append(len(rows)), real(self, b, rows, also))[1])
     with mloop.start_run() as run:
         for i in range(3000):
             run.log_metric("m", i, step=i)

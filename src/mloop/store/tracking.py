@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -450,12 +450,18 @@ class RunRepo:
         return [out[i] for i in run_ids if i in out]
 
     def set_status(self, run_id: str, status: str, *, end_ms: int | None = None, error: str | None = None) -> None:
+        self.store.transact(lambda conn: self.set_status_in(conn, run_id, status, end_ms=end_ms, error=error))
+
+    @staticmethod
+    def set_status_in(conn: Connection, run_id: str, status: str, *, end_ms: int | None = None,
+                      error: str | None = None) -> None:
+        """Set a run's status inside the caller's transaction (end_run commits it with the last metrics)."""
         values: dict[str, Any] = {"status": status, "heartbeat_ms": now_ms()}
         if end_ms is not None:
             values["end_ms"] = end_ms
         if error is not None:
             values["error"] = error
-        self.store.transact(lambda conn: conn.execute(update(runs).where(runs.c.id == run_id).values(**values)))
+        conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
     def resume(self, run_id: str, heartbeat_interval_ms: int) -> dict:
         """Mark an existing run RUNNING again (end time and error cleared); returns it loaded."""
@@ -617,8 +623,10 @@ class MetricRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def write_batch(self, batch_id: str, rows: list[tuple[str, str, float, int, int]]) -> bool:
+    def write_batch(self, batch_id: str, rows: list[tuple[str, str, float, int, int]],
+                    also: Callable[[Connection], object] | None = None) -> bool:
         """Insert `(run_id, key, value, step, ts)` rows once; False if this batch was already applied.
+        `also(conn)` runs in the same transaction either way.
 
         The rows go in through the driver (`executemany` on SQLite, `COPY` on PostgreSQL): this is
         the hot path, and SQLAlchemy's per-row parameter handling would cost more than the insert.
@@ -641,8 +649,10 @@ class MetricRepo:
                      .returning(metric_batches.c.batch_id))
             claimed = conn.execute(claim, {"batch_id": batch_id, "rows": len(records), "ts": now_ms(),
                                            "user": current_user()}).first()
-            if claimed is None:
-                return False  # a replay of a batch that already committed
+            if claimed is None:  # a replay of a batch that already committed
+                if also is not None:
+                    also(conn)
+                return False
             _bulk_insert_metrics(conn, records)
             stmt = _upsert(conn, latest_metrics)
             ex = stmt.excluded
@@ -652,6 +662,8 @@ class MetricRepo:
                 where=(ex.step > latest_metrics.c.step)
                 | ((ex.step == latest_metrics.c.step) & (ex.ts >= latest_metrics.c.ts)),
             ), ordered)
+            if also is not None:
+                also(conn)
             crash_point("metrics.before_commit")
             return True
 

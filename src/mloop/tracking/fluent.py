@@ -140,10 +140,10 @@ def _end(run: Run, status: str, error: str | None = None) -> None:
     if status not in TERMINAL:
         raise InvalidInput(f"a run ends as one of {', '.join(TERMINAL)}, not {status!r}")
     writer = get_writer(run._store)
-    writer.flush()
-    writer.stop_beating(run.id)
     end = now_ms()
-    RunRepo(run._store).set_status(run.id, status, end_ms=end, error=error)
+    # The last metrics and the end commit together: whoever sees the run ended sees all its metrics.
+    writer.flush(also=lambda conn: RunRepo.set_status_in(conn, run.id, status, end_ms=end, error=error))
+    writer.stop_beating(run.id)
     run._record.update(status=status, end_ms=end, error=error)
     run._active = False
     stack = _stack.get()

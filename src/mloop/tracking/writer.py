@@ -25,6 +25,10 @@ from mloop.store.db import get_store
 from mloop.store.tracking import MetricRepo, RunRepo
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import Connection
+
     from mloop.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -81,11 +85,12 @@ class MetricWriter:
         with self._lock:
             return len(self._rows) + sum(len(b) for _, b in self._failed)
 
-    def flush(self) -> None:
+    def flush(self, also: Callable[[Connection], object] | None = None) -> None:
         """Commit everything added so far; returns once it is committed (raises if it could not be).
 
         A batch that failed keeps its id and is replayed first next time; if its commit had in fact
-        gone through, the store ignores the replay.
+        gone through, the store ignores the replay. `also(conn)` commits in the last batch's
+        transaction (or its own when nothing is buffered): `end_run` ends the run with its metrics.
         """
         with self._flush_lock:
             with self._lock:
@@ -95,11 +100,13 @@ class MetricWriter:
                 ]
                 self._failed = []
             if not batches:
+                if also is not None:
+                    self.store.transact(also)
                 return
             repo = MetricRepo(self.store)
             for n, (batch_id, batch) in enumerate(batches):
                 try:
-                    repo.write_batch(batch_id, batch)
+                    repo.write_batch(batch_id, batch, also if n == len(batches) - 1 else None)
                 except BaseException:
                     with self._lock:
                         self._failed = batches[n:] + self._failed
