@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 import mloop
@@ -59,6 +60,10 @@ def test_predict_batch_matches_in_memory(tmp_path):
     model.predict_batch(tmp_path / "empty.parquet", tmp_path / "empty-out.parquet", keep=["id"])
     empty = pd.read_parquet(tmp_path / "empty-out.parquet")
     assert len(empty) == 0 and list(empty.columns) == ["id", "prediction", "proba_no", "proba_yes"]
+    for src in ("in.parquet", "in.csv"):
+        with pytest.raises(mloop.errors.InvalidInput, match="nope"):
+            model.predict_batch(tmp_path / src, tmp_path / "bad.parquet", keep=["nope"])
+    assert not (tmp_path / "bad.parquet").exists()
 
 
 def test_cli_predict_and_models_commands(tracking_uri, tmp_path):

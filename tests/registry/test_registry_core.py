@@ -48,8 +48,9 @@ def test_sklearn_round_trip_and_record(tracking_uri, fitted):
         mv = run.log_model(pipe, "churn", input_example=X.head(), register=True)
     assert (mv.name, mv.version, mv.run_id, mv.flavor, mv.task) == ("churn", 1, run.id, "sklearn", "classification")
     assert mv.uri == "models:/churn/1" and mv.digest.startswith("blake3:") and mv.metrics["cv_auc"] == 0.8
-    assert mv.manifest["trusted_types"] if "trusted_types" in mv.manifest else \
-        "sklearn.tree._tree.Tree" in mv.manifest["flavor_options"]["trusted_types"]
+    assert "sklearn.tree._tree.Tree" in mv.manifest["trusted_types"]
+    assert {"schema_version", "flavor", "libraries", "task", "classes", "signature", "input_example",
+            "requirements", "features", "metrics", "datasets"} <= set(mv.manifest)
     assert any(r.startswith("scikit-learn==") for r in mv.manifest["requirements"])
     assert [c["name"] for c in mv.signature.inputs] == ["x1", "x2", "n", "city"]
     model = mloop.models.load("churn/1")
@@ -192,7 +193,7 @@ def test_untrusted_type_not_in_manifest_is_refused(fitted, monkeypatch):
 
     def forgetful(model, folder, *, trust=False):  # noqa: ANN001
         options = original(model, folder, trust=trust)
-        return {**options, "trusted_types": []}
+        return {**options, "trusted_types": []}  # as if the manifest had recorded nothing
 
     monkeypatch.setattr(sklearn_flavor, "save", forgetful)
     mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True)

@@ -41,8 +41,13 @@ def _open(src: Path, columns: list[str] | None, batch_rows: int) -> tuple[Iterat
 
         parse = pcsv.ParseOptions(delimiter="\t" if ".tsv" in src.name else ",")
         convert = pcsv.ConvertOptions(include_columns=columns) if columns else None
-        reader = pcsv.open_csv(src, read_options=pcsv.ReadOptions(block_size=1 << 22), parse_options=parse,
-                               convert_options=convert)
+        import pyarrow as pa
+
+        try:
+            reader = pcsv.open_csv(src, read_options=pcsv.ReadOptions(block_size=1 << 22), parse_options=parse,
+                                   convert_options=convert)
+        except (pa.ArrowInvalid, KeyError) as exc:
+            raise InvalidInput(f"cannot read {src} as CSV with columns {columns}: {exc}") from exc
         return _rebatch(reader, batch_rows), None, reader.schema
     pf = pq.ParquetFile(src)
     names = pf.schema_arrow.names

@@ -121,7 +121,9 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
     }
     with tempfile.TemporaryDirectory(prefix="mloop-model-") as tmp:
         folder = Path(tmp)
-        manifest["flavor_options"] = module.save(model, folder, trust=trust)
+        options = module.save(model, folder, trust=trust)
+        manifest["trusted_types"] = options.pop("trusted_types", [])  # skops: what load may trust, exactly
+        manifest["flavor_options"] = options
         import yaml
 
         dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

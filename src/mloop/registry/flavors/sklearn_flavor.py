@@ -50,7 +50,7 @@ def load(files: Any, manifest: dict, *, trust: bool = False) -> Predictor:
 
     options = manifest.get("flavor_options") or {}
     data = files.read(options.get("file", FILE))
-    allowed = list(options.get("trusted_types") or [])
+    allowed = list(manifest.get("trusted_types") or options.get("trusted_types") or [])
     found = sio.get_untrusted_types(data=data)
     unexpected = sorted(set(found) - set(allowed))
     if unexpected:
