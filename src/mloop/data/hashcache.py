@@ -65,6 +65,8 @@ class HashCache:
     def lookup(self, stats: Iterable[os.stat_result]) -> list[str | None]:
         """Trusted digests for each stat (None where unknown, changed or racy)."""
         stats = list(stats)
+        if self._conn.execute("SELECT 1 FROM hashes LIMIT 1").fetchone() is None:
+            return [None] * len(stats)
         found: dict[tuple[int, int], tuple[int, int, str, int]] = {}
         keys = [(st.st_dev, st.st_ino) for st in stats]
         inos = sorted({k[1] for k in keys})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat as stat_mod
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,6 @@ from mloop.artifacts.manifest import Entry
 from mloop.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from mloop.artifacts.blobs import BlobStore
     from mloop.data.hashcache import HashCache
 
 LARGE = 4 << 20  # from here on: in-kernel copy + threaded mmap hashing
@@ -75,8 +75,14 @@ def _walk(folder: str, prefix: str, out: list[ScannedFile]) -> None:
 def read_bytes(path: str) -> bytes:
     """Read a (small) file whole; every content read of the data room goes through here or hash_large."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            parts = []
+            while chunk := os.read(fd, 1 << 20):
+                parts.append(chunk)
+        finally:
+            os.close(fd)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
     except PermissionError as exc:
         raise InvalidInput(f"cannot read {path}: permission denied") from exc
     except OSError as exc:
@@ -113,38 +119,102 @@ def manifest_entries(files: list[ScannedFile], digests: list[str]) -> list[Entry
     return [Entry(f.rel, d, f.st.st_size) for f, d in zip(files, digests, strict=True)]
 
 
+def encode_scanned(entries: list[Entry]) -> bytes:
+    """The foundation's canonical manifest bytes (`artifacts.manifest.encode`), built fast for entries
+    that came from `scan` (sorted, relative and normalised by construction; checked cheaply here)."""
+    from json.encoder import encode_basestring_ascii as quote
+
+    lines = []
+    previous = None
+    for e in entries:
+        path = e.path
+        if "\\" in path or (previous is not None and path <= previous):
+            from mloop.artifacts.manifest import encode
+
+            return encode(entries)  # the full checks raise the precise error
+        previous = path
+        lines.append(f'{{"path":{quote(path)},"digest":"{e.digest}","size":{e.size}}}')
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def table_format(files: list[ScannedFile]) -> str:
+    """"parquet" or "csv" when every file is one of them (one kind), else "files"."""
+    from mloop.data.profile import TABLE_SUFFIXES
+
+    kinds = set()
+    for f in files:
+        name = f.rel.rsplit("/", 1)[-1]
+        if name.startswith("."):
+            return "files"
+        suffix = os.path.splitext(name)[1].lower()
+        if suffix not in TABLE_SUFFIXES:
+            return "files"
+        kinds.add("csv" if suffix == ".csv" else "parquet")
+    return kinds.pop() if len(kinds) == 1 else "files"
+
+
 # -- storing --------------------------------------------------------------------------------
 
-class _LocalWriter:
-    """Writes blobs into a local blob store: temp files, one syncfs, then renames."""
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view):]
 
-    def __init__(self, store: BlobStore) -> None:
-        self.store = store
+
+class _LocalWriter:
+    """Writes blobs into a local blob store folder: temp files, one syncfs, then renames."""
+
+    def __init__(self, root: str | os.PathLike, *, list_dirs: bool = False) -> None:
+        self.blobs = f"{os.fspath(root)}/blobs"
         self.pending: list[tuple[str, str]] = []  # (tmp, key)
         self.dirs: set[str] = set()
         self.keys: set[str] = set()
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.count = 0
+        # Many files: list each prefix folder once instead of one stat per blob.
+        self.listed: dict[str, set[str]] | None = {} if list_dirs else None
+
+    def key(self, digest: str) -> str:
+        h = digest[len(PREFIX):]
+        return f"{self.blobs}/{h[:2]}/{h[2:]}"
 
     def _tmp_for(self, key: str) -> str:
-        parent = os.path.dirname(key)
+        parent = key[: key.rfind("/")]
         if parent not in self.dirs:
             os.makedirs(parent, exist_ok=True)
             self.dirs.add(parent)
-        return f"{key}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
+        self.count += 1
+        return f"{key}.tmp-{self.token}-{self.count}"
 
     def has(self, digest: str) -> bool:
-        key = self.store.key(digest)
-        return key in self.keys or os.path.exists(key)
+        key = self.key(digest)
+        if key in self.keys:
+            return True
+        if self.listed is None:
+            return os.path.exists(key)
+        h = digest[len(PREFIX):]
+        names = self.listed.get(h[:2])
+        if names is None:
+            try:
+                names = set(os.listdir(f"{self.blobs}/{h[:2]}"))
+            except FileNotFoundError:
+                names = set()
+            self.listed[h[:2]] = names
+        return h[2:] in names
 
     def put_bytes(self, digest: str, data: bytes) -> None:
-        key = self.store.key(digest)
-        if key in self.keys or os.path.exists(key):
+        if self.has(digest):
             return
+        key = self.key(digest)
         tmp = self._tmp_for(key)
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
             half = len(data) // 2
-            fh.write(data[:half])
+            _write_all(fd, view[:half])
             crash_point("blob.write")
-            fh.write(data[half:])
+            _write_all(fd, view[half:])
+        finally:
+            os.close(fd)
         self.pending.append((tmp, key))
         self.keys.add(key)
 
@@ -152,19 +222,20 @@ class _LocalWriter:
         """Copy, hash the copy, keep it under its digest; returns the digest."""
         import shutil
 
-        tmp = self._tmp_for(self.store.key(PREFIX + "0" * 64))
+        tmp = self._tmp_for(self.key(PREFIX + "0" * 64))
         try:
             shutil.copyfile(src, tmp)
         except PermissionError as exc:
-            os.path.exists(tmp) and os.unlink(tmp)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
             raise InvalidInput(f"cannot read {src}: permission denied") from exc
         crash_point("blob.write")
         digest = hash_large(tmp)
-        key = self.store.key(digest)
-        if key in self.keys or os.path.exists(key):
+        if self.has(digest):
             os.unlink(tmp)
             return digest
-        parent = os.path.dirname(key)
+        key = self.key(digest)
+        parent = key[: key.rfind("/")]
         if parent not in self.dirs:
             os.makedirs(parent, exist_ok=True)
             self.dirs.add(parent)
@@ -176,10 +247,10 @@ class _LocalWriter:
         """Make every pending blob durable, then visible under its digest."""
         if not self.pending:
             return
-        _syncfs(os.path.dirname(self.pending[0][1]))
+        _syncfs(self.blobs)
         for tmp, key in self.pending:
             os.replace(tmp, key)
-        _syncfs(os.path.dirname(self.pending[0][1]))
+        _syncfs(self.blobs)
         self.pending.clear()
 
     def abort(self) -> None:
@@ -207,12 +278,15 @@ def _syncfs(folder: str) -> None:
     os.sync()
 
 
-def store_files(files: list[ScannedFile], store: BlobStore, cache: HashCache) -> list[str]:
-    """Store every file's content (once per digest) and return the digests, in order."""
+def store_files(files: list[ScannedFile], cache: HashCache, root: str | os.PathLike | None,
+                extra: Callable[[list[str]], list[bytes]] | None = None) -> tuple[list[str], list[str]]:
+    """Store every file's content (once per digest), then the byte strings `extra(digests)` returns
+    (the manifest, a sample), into the local blob folder `root`, or the configured blob store when
+    None; all become visible together. Returns (file digests in order, extra digests)."""
     known = cache.lookup(f.st for f in files)
     fresh: list[tuple[os.stat_result, str]] = []
-    if store.is_local:
-        writer = _LocalWriter(store)
+    if root is not None:
+        writer = _LocalWriter(root, list_dirs=len(files) > 4096)
         try:
             for i, f in enumerate(files):
                 digest = known[i]
@@ -227,6 +301,10 @@ def store_files(files: list[ScannedFile], store: BlobStore, cache: HashCache) ->
                 known[i] = digest
                 fresh.append((f.st, digest))
             crash_point("data.add.blobs_staged")
+            extra_digests = []
+            for data in (extra(known) if extra else []):  # type: ignore[arg-type]
+                extra_digests.append(hash_bytes(data))
+                writer.put_bytes(extra_digests[-1], data)
             writer.commit()
         except BaseException:
             writer.abort()
@@ -234,12 +312,15 @@ def store_files(files: list[ScannedFile], store: BlobStore, cache: HashCache) ->
     else:
         from concurrent.futures import ThreadPoolExecutor
 
+        from mloop.artifacts.blobs import get_blob_store
+
+        store = get_blob_store()
         for i, f in enumerate(files):
             if known[i] is None:
                 known[i] = hash_large(f.full) if f.st.st_size >= LARGE else hash_bytes(read_bytes(f.full))
                 fresh.append((f.st, known[i]))
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda pair: store.put_file(pair[0].full, pair[1]), zip(files, known, strict=True)))
+        extra_digests = [store.put_bytes(data) for data in (extra(known) if extra else [])]  # type: ignore[arg-type]
     cache.record(fresh)
-    return known  # type: ignore[return-value]
-
+    return known, extra_digests  # type: ignore[return-value]

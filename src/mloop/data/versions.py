@@ -238,23 +238,28 @@ def _add(path: Path, name: str, message: str | None, check: Callable | None, for
     is_dir, files = ingest.scan(path)
     if is_dir and not files:
         raise InvalidInput(f"{path} is an empty folder; there is nothing to version")
-    fmt = "parquet" if table is not None else _format_of(path)
+    fmt = "parquet" if table is not None else ingest.table_format(files)
     profile = None
     if fmt != "files":
         from mloop.data.profile import profile as make_profile
 
         profile = make_profile(table if table is not None else path)
-    store = get_blob_store()
+    from mloop.data.checkout import local_blob_root
+
+    sample = parquet_bytes(profile.sample_table()) if profile is not None else None
+
+    def blobs_of(digests: list[str]) -> list[bytes]:
+        manifest_bytes = ingest.encode_scanned(ingest.manifest_entries(files, digests))
+        return [manifest_bytes] + ([sample] if sample is not None else [])
+
     with HashCache.open() as cache:
-        digests = ingest.store_files(files, store, cache)
+        digests, extra = ingest.store_files(files, cache, local_blob_root(), blobs_of)
     crash_point("data.add.blobs_written")
     entries = ingest.manifest_entries(files, digests)
-    manifest = store.put_manifest(entries)
-    blobs = [manifest]
+    manifest = extra[0]
+    blobs = list(extra)
     if profile is not None:
-        sample_digest = store.put_bytes(parquet_bytes(profile.sample_table()))
-        profile._data["sample"]["digest"] = sample_digest
-        blobs.append(sample_digest)
+        profile._data["sample"]["digest"] = extra[1]
     repo = DatasetVersionRepo(get_store())
     latest = repo.latest(name)
     if latest is not None and latest["digest"] == manifest and bool(latest["is_dir"]) == is_dir:
@@ -292,13 +297,6 @@ def _add(path: Path, name: str, message: str | None, check: Callable | None, for
     if write_pointer:
         _write_pointer(path, dv)
     return dv
-
-
-def _format_of(path: Path) -> str:
-    files = table_files(path)
-    if not files:
-        return "files"
-    return "csv" if files[0].suffix.lower() == ".csv" else "parquet"
 
 
 def _source_text(path: Path) -> str:
