@@ -670,12 +670,12 @@ class MetricRepo:
         return self.store.transact(write)
 
     def history(self, run_id: str, key: str) -> list[dict]:
-        m = metrics.c
+        """Every value of `key`, by step then time (read through the driver: histories are long)."""
+        mark = "?" if self.store.dialect == "sqlite" else "%s"
+        sql = (f'SELECT step, ts, value, is_nan FROM metrics WHERE run_id = {mark} AND "key" = {mark} '
+               "ORDER BY step, ts, id")
         with self.store.read() as conn:
-            rows = conn.execute(
-                select(m.step, m.ts, m.value, m.is_nan).where(m.run_id == run_id, m.key == key)
-                .order_by(m.step, m.ts, m.id)
-            ).all()
+            rows = conn.exec_driver_sql(sql, (run_id, key)).fetchall()
         return [{"step": s, "timestamp": t, "value": math.nan if n else v} for s, t, v, n in rows]
 
     def keys(self, run_id: str) -> list[str]:
