@@ -135,4 +135,5 @@ def test_batch_scoring_memory_is_bounded(tmp_path):
         peaks[rows] = int(res.stderr.split("MAXRSS")[-1].split()[0])
         assert pq.ParquetFile(tmp_path / f"out-{rows}.parquet").metadata.num_rows == rows
         src.unlink()
+    print("peak RSS (KiB) by rows:", peaks)
     assert peaks[4 * n] < 1.15 * peaks[n], peaks

@@ -245,6 +245,8 @@ def test_validation_data_sample_and_metrics(fitted):
 
     back = pd.read_parquet(io.BytesIO(get_blob_store().get(mv.validation_data)))
     pd.testing.assert_frame_equal(back, valid.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(mv.validation_frame(), back)
+    assert "validation.parquet" in {e.path for e in get_blob_store().read_manifest(mv.digest)}
 
 
 def test_library_version_mismatch_warns(fitted, monkeypatch):

@@ -52,6 +52,18 @@ class ModelVersion:
             user=row["user"], deleted=row["lifecycle_stage"] == "deleted",
         )
 
+    def validation_frame(self) -> Any:
+        """The stored validation sample (features and target) as a pandas DataFrame, or None."""
+        if not self.validation_data:
+            return None
+        import io
+
+        import pandas as pd
+
+        from mloop.artifacts import get_blob_store
+
+        return pd.read_parquet(io.BytesIO(get_blob_store().get(self.validation_data)))
+
     def load(self, *, trust: bool = False) -> Any:
         """The loaded `Model` of this version."""
         from mloop.registry.model import load

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 SAMPLE_ROWS = 100_000
 EXAMPLE_ROWS = 5
+VALIDATION_FILE = "validation.parquet"
 
 
 def log_model(
@@ -92,14 +93,13 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
 
     blobs = get_blob_store()
     metrics: dict[str, float] = {k: v for k, v in run.metrics.items() if v == v}
-    validation_digest = None
+    sample = None
     if validation_data is not None:
         sample, target = _validation_sample(validation_data, target, sig)
         from mloop.registry.evaluation import compute_metrics
 
         wrapped = from_native(model, signature=sig, flavor=module.NAME, task=task, classes=classes)
         metrics.update(compute_metrics(wrapped, sample, target))
-        validation_digest = _put_parquet(blobs, sample)
     datasets = _run_datasets(run)
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -116,11 +116,14 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
         "features": features,
         "metrics": metrics,
         "datasets": datasets,
-        "validation_data": validation_digest,
+        "validation_data": None,
         "run_id": run.id,
     }
     with tempfile.TemporaryDirectory(prefix="mloop-model-") as tmp:
         folder = Path(tmp)
+        known = {}
+        if sample is not None:  # inside the model folder, so the folder's manifest keeps it alive
+            known[VALIDATION_FILE] = manifest["validation_data"] = _write_parquet(folder / VALIDATION_FILE, sample)
         options = module.save(model, folder, trust=trust)
         manifest["trusted_types"] = options.pop("trusted_types", [])  # skops: what load may trust, exactly
         manifest["flavor_options"] = options
@@ -129,7 +132,7 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
         dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
         (folder / MANIFEST).write_text(yaml.dump(manifest, Dumper=dumper, sort_keys=False, allow_unicode=True))
         size = sum(p.stat().st_size for p in folder.iterdir())
-        digest = blobs.put_dir(folder)
+        digest = blobs.put_dir(folder, known)
     RunArtifactRepo(run.store).add(run.id, name, digest, size, True)
     return ModelInfo(uri=f"runs:/{run.id}/{name}", run_id=run.id, name=name, digest=digest, manifest=manifest)
 
@@ -209,14 +212,14 @@ def _validation_sample(data: Any, target: str | None, sig: Signature) -> tuple[A
     return df.reset_index(drop=True), target
 
 
-def _put_parquet(blobs: Any, df: Any) -> str:
+def _write_parquet(path: Path, df: Any) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with tempfile.TemporaryDirectory(prefix="mloop-sample-") as tmp:
-        path = Path(tmp) / "validation.parquet"
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
-        return blobs.put_file(path)
+    from mloop.artifacts.hashing import digest_of_file
+
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    return digest_of_file(path)
 
 
 def _run_datasets(run: Run) -> list[dict]:
