@@ -335,3 +335,20 @@ def test_an_experiment_named_like_another_ones_id_is_its_own(store):
     with mloop.start_run(experiment=a.experiment_id) as b:  # a new experiment whose *name* is "1"
         pass
     assert b.experiment == a.experiment_id and b.experiment_id != a.experiment_id
+
+
+def test_start_run_checks_keys_and_name_and_resume_logs_params(store):
+    with pytest.raises(InvalidInput, match="param key"):
+        mloop.start_run(params={"k" * 251: 1})
+    with pytest.raises(InvalidInput, match="run name"):
+        mloop.start_run(name="n" * 257)
+    assert mloop.search_runs() == []  # nothing half-created
+    with mloop.start_run(params={"a": 1}) as run:
+        pass
+    with mloop.start_run(run_id=run.id, params={"a": 1, "b": 2}, tags={"phase": "2"}):
+        pass
+    got = mloop.get_run(run.id)
+    assert got.params == {"a": "1", "b": "2"} and got.tags == {"phase": "2"}
+    with pytest.raises(Conflict, match="'1'"):
+        mloop.start_run(run_id=run.id, params={"a": 3})
+    assert mloop.get_run(run.id).status == "FINISHED" and mloop.active_run() is None

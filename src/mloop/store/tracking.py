@@ -463,9 +463,12 @@ class RunRepo:
             values["error"] = error
         conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
-    def resume(self, run_id: str, heartbeat_interval_ms: int) -> dict:
-        """Mark an existing run RUNNING again (end time and error cleared); returns it loaded."""
+    def resume(self, run_id: str, heartbeat_interval_ms: int, params_: dict[str, str] | None = None) -> dict:
+        """Mark an existing run RUNNING again (end time and error cleared); returns it loaded.
+        `params_` about to be logged are checked first, so a clash leaves the run as it was."""
         found = self.get(run_id)
+        if params_:
+            ParamRepo.check(run_id, found["params"], params_)
         if found["lifecycle_stage"] == "deleted":
             raise Conflict(f"run {run_id} is deleted; restore it with 'mloop runs restore {run_id}' to resume it")
         ts = now_ms()
@@ -572,16 +575,21 @@ class ParamRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @staticmethod
+    def check(run_id: str, existing: dict[str, str], values: dict[str, str]) -> None:
+        """Conflict, naming both values, if `values` changes any of the `existing` params."""
+        clashes = {k: (existing[k], v) for k, v in values.items() if k in existing and existing[k] != v}
+        if clashes:
+            detail = "; ".join(f"{k!r}: logged {old!r}, now {new!r}" for k, (old, new) in clashes.items())
+            raise Conflict(f"run {run_id} already has param(s) with another value ({detail}); "
+                           "params are write-once, log a new key or start a new run")
+
     def log(self, run_id: str, values: dict[str, str]) -> None:
         def write(conn: Connection) -> None:
             existing = dict(conn.execute(
                 select(params.c.key, params.c.value).where(params.c.run_id == run_id, params.c.key.in_(list(values)))
             ).all())
-            clashes = {k: (existing[k], v) for k, v in values.items() if k in existing and existing[k] != v}
-            if clashes:
-                detail = "; ".join(f"{k!r}: logged {old!r}, now {new!r}" for k, (old, new) in clashes.items())
-                raise Conflict(f"run {run_id} already has param(s) with another value ({detail}); "
-                               "params are write-once, log a new key or start a new run")
+            self.check(run_id, existing, values)
             ts, user = now_ms(), current_user()
             fresh = [{"run_id": run_id, "key": k, "value": v, "ts": ts, "user": user}
                      for k, v in values.items() if k not in existing]

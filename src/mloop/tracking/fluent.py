@@ -22,7 +22,7 @@ from mloop.store.tracking import (
     MetricRepo,
     RunRepo,
 )
-from mloop.tracking.run import Run
+from mloop.tracking.run import Run, _check_key
 from mloop.tracking.writer import get_writer
 
 _stack: contextvars.ContextVar[tuple[Run, ...]] = contextvars.ContextVar("mloop_runs", default=())
@@ -82,9 +82,15 @@ def start_run(
 
     heartbeat_s = get_settings().heartbeat_s
     runs = RunRepo(store)
+    str_params = {_check_key("param", k): str(v) for k, v in (params or {}).items()}
+    str_tags = {_check_key("tag", k): str(v) for k, v in (tags or {}).items()}
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 256):
+        raise InvalidInput(f"run name must be a non-empty string of at most 256 characters, got {name!r}")
     if run_id is not None:
-        record = runs.resume(run_id, int(heartbeat_s * 1000))
+        record = runs.resume(run_id, int(heartbeat_s * 1000), str_params)
         run = Run(record, store, active=True)
+        run.log_params(str_params)  # write-once as ever: a different value is a Conflict
+        run.set_tags(str_tags)
     else:
         exp_name = experiment
         if exp_name is None:
@@ -111,8 +117,6 @@ def start_run(
             "lifecycle_stage": "active",
             "error": None,
         }
-        str_params = {str(k): str(v) for k, v in (params or {}).items()}
-        str_tags = {str(k): str(v) for k, v in (tags or {}).items()}
         runs.create(row, str_params, str_tags, environment=env)
         crash_point("run.after_create")
         run = Run({**row, "experiment": exp["name"], "params": str_params, "tags": str_tags, "metrics": {}},
