@@ -182,6 +182,10 @@ def open_source(data: Any) -> Source:
     """Wrap pandas/polars/pyarrow data or a parquet/csv path as a DuckDB-scannable Source."""
     if isinstance(data, str | Path):
         return _path_source(_connect(), data)
+    if getattr(data, "format", None) in ("parquet", "csv") and hasattr(data, "uri") and hasattr(data, "path"):
+        source = _path_source(_connect(), data.path)  # a DatasetVersion: stream its files
+        source.label = data.uri
+        return source
     table = to_arrow(data)
     if ROW in table.column_names:
         raise InvalidInput(f"column name {ROW!r} is reserved")

@@ -122,8 +122,8 @@ def check_dataset(staged: Any) -> None:
 
 
 def _data_of(staged: Any) -> Any:
-    """What to scan: a staged parquet/csv file or folder by path (DuckDB streams it, so a large
-    version is never loaded whole), anything else as an arrow table."""
-    if getattr(staged, "format", None) in ("parquet", "csv") and getattr(staged, "path", None) is not None:
-        return str(staged.path)
+    """What to scan: the staged version itself (its parquet/csv files are streamed by DuckDB, so a
+    large version is never loaded whole); anything else as an arrow table."""
+    if getattr(staged, "format", None) in ("parquet", "csv"):
+        return staged
     return staged.to_arrow()
