@@ -129,7 +129,7 @@ def redact(uri: str) -> str:
 def _dialect_of(uri: str) -> str:
     if uri.startswith("sqlite"):
         return "sqlite"
-    if uri.startswith("postgresql"):
+    if uri.startswith(("postgresql", "postgres://")):
         return "postgresql"
     if uri.startswith(("http://", "https://")):
         raise InvalidInput(
@@ -166,8 +166,9 @@ def _make_engine(uri: str, dialect: str, *, begin: str) -> Engine:
             conn.exec_driver_sql(begin)
 
         return engine
-    if uri.startswith("postgresql://"):
-        uri = "postgresql+psycopg://" + uri[len("postgresql://") :]
+    for bare in ("postgresql://", "postgres://"):
+        if uri.startswith(bare):
+            uri = "postgresql+psycopg://" + uri[len(bare) :]
     try:
         import psycopg  # noqa: F401
     except ImportError as exc:
