@@ -167,3 +167,22 @@ def test_datetime_bounds_agree(tmp_path):
     assert by["between:d"]["failing_rows"] == 5
     assert by["not_null:t"]["failing_rows"] == 1
     assert by["dtype:t"]["passed"] and by["dtype:d"]["passed"]
+
+
+def test_polars_categorical_and_record_batch(table, reference):
+    pl = pytest.importorskip("polars")
+    frame = pl.from_arrow(table).with_columns(pl.col("word").cast(pl.Categorical))
+    result = normalised(SUITE.validate(frame))
+    assert_same(result, reference)
+    batch = table.combine_chunks().to_batches()[0]
+    assert_same(normalised(SUITE.validate(batch)), reference)
+
+
+def test_failures_agree_between_memory_and_parquet(table, tmp_path):
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=700)
+    memory, streamed = SUITE.validate(table), SUITE.validate(path)
+    for name in ("between:x", "in_set:cat", "regex:word", "unique:n,word", "custom:wide_y", "not_null:x"):
+        a, b = memory.failures(name), streamed.failures(name)
+        assert list(a["row"]) == list(b["row"]), name
+        assert len(a) == memory[name].failing_rows, name

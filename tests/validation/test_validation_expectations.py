@@ -226,3 +226,7 @@ def test_reports_render(frame):
     console = Console(record=True, width=200)
     console.print(result)
     assert "between:x" in console.export_text()
+    console = Console(record=True, width=200)
+    console.print(result.table(only=("fail",)))
+    text = console.export_text()
+    assert "between:x" in text and "not_null:id" not in text
