@@ -79,7 +79,11 @@ def _git_diff(cwd: Path, cap: int) -> tuple[bytes, bool]:
 
 def git_state(cwd: Path | None = None) -> tuple[dict, bytes | None]:
     """`({"commit", "branch", "dirty"}, diff bytes or None)`; empty dict outside a git work tree."""
-    cwd = cwd or Path.cwd()
+    if cwd is None:
+        try:
+            cwd = Path.cwd()
+        except OSError:  # the working directory was removed under us
+            return {}, None
     commit = _git(["rev-parse", "HEAD"], cwd)
     if commit is None:
         return {}, None
