@@ -219,7 +219,7 @@ def test_the_writer_thread_ends_when_idle(store):
 def test_to_dict_and_the_cli_show_nan_and_inf(store):
     import json
 
-    from conftest import run_cli
+    from support import run_cli
 
     with mloop.start_run() as run:
         run.log_metrics({"nan": math.nan, "inf": math.inf, "ok": 0.5})
