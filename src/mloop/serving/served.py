@@ -207,7 +207,11 @@ class Served:
         return pred, np.asarray(proba, dtype="float64")
 
     def predict(self, columns: dict, n: int) -> tuple[np.ndarray, np.ndarray | None]:
-        return self.predict_frame(self.frame(columns, n))
+        df = self.frame(columns, n)
+        try:
+            return self.predict_frame(df)
+        except (ValueError, TypeError) as exc:  # e.g. NaN into an estimator that refuses it
+            raise InvalidInput(f"{self.name} could not score the input: {str(exc).splitlines()[0][:500]}") from exc
 
     def predict_many(self, items: list[tuple[dict, int]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """One model call for several requests' columns; each gets its own rows back."""

@@ -1,0 +1,100 @@
+"""The serving records in the store (SQLite and PostgreSQL): deployments, the prediction-log index
+and read_predictions' time windows, feedback; and the log writer's bounds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mloop.artifacts import get_blob_store
+from mloop.serving.predlog import LogTarget, PredictionLogger, build_table
+from mloop.store.serving import DeploymentRepo, FeedbackRepo, PredictionLogRepo, read_predictions
+
+T0 = int(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC).timestamp() * 1000)
+TARGET = LogTarget(model="m", version=3, deployment="d1", columns=("x", "s"), arrow_types=(pa.float64(), None),
+                   proba_columns=("proba_a", "proba_b"))
+
+
+def items(n: int, start_ms: int, step_ms: int):
+    return [(TARGET, f"r{i}", start_ms + i * step_ms, 1.5, {"x": [float(i)], "s": [f"v{i}"]}, 1,
+             np.array(["a" if i % 2 else "b"]), np.array([[0.25, 0.75]])) for i in range(n)]
+
+
+def test_log_files_index_and_time_windows(store):
+    repo = PredictionLogRepo(store, get_blob_store())
+    hour = 3_600_000
+    for part in range(3):  # three files, an hour apart, 10 rows each a minute apart
+        repo.write(build_table(TARGET, items(10, T0 + part * hour, 60_000)))
+    keys = [f["key"] for f in repo.files("m")]
+    assert len(keys) == 3 and all(k.startswith("predictions/m/2026-12-01/1") for k in keys)
+    assert keys[0].split("/")[3] == "10" and keys[2].split("/")[3] == "12"
+    full = read_predictions("m")
+    assert full.num_rows == 30
+    assert full.column_names[:6] == ["request_id", "ts", "model", "version", "deployment", "latency_ms"]
+    assert full.column_names[6:] == ["x", "s", "prediction", "proba_a", "proba_b"]
+    assert full.schema.field("ts").type == pa.timestamp("ms", tz="UTC")
+    # [start, end): 10:05 inclusive to 11:03 exclusive -> minutes 5..9 of file 0 and 0..2 of file 1
+    window = read_predictions("m", dt.datetime(2026, 12, 1, 10, 5), "2026-12-01T11:03:00+00:00")
+    ts = window.column("ts").cast("int64").to_pylist()
+    assert len(ts) == 8 and min(ts) == T0 + 5 * 60_000 and max(ts) == T0 + hour + 2 * 60_000
+    assert len(repo.files("m", T0 + 2 * hour, None)) == 1
+    assert read_predictions("nobody").num_rows == 0
+    assert repo.count("m") == 30
+
+
+def test_unindexed_files_are_indexed_on_first_read(store):
+    from mloop.store.serving import write_log_file
+
+    blobs = get_blob_store()
+    key, digest, start, end = write_log_file(blobs, build_table(TARGET, items(5, T0, 1000)))
+    assert (start, end) == (T0, T0 + 4000)
+    PredictionLogRepo._swept.clear()
+    assert read_predictions("m").num_rows == 5
+    (row,) = PredictionLogRepo(store, blobs).files("m")
+    assert row["key"] == key and row["digest"] == digest and row["rows"] == 5 and row["version"] == 3
+
+
+def test_deployments_and_feedback(store):
+    deps = DeploymentRepo(store)
+    d = deps.start(model_uri="m@champion", model="m", version=3, host="127.0.0.1", port=0, options={"a": 1})
+    deps.set_port(d.id, 8123)
+    deps.add_counts(d.id, 10, 1)
+    deps.add_counts(d.id, 5, 0)
+    deps.stop(d.id)
+    got = deps.get(d.id)
+    assert (got.port, got.rows_logged, got.dropped, got.status, got.options) == (8123, 15, 1, "stopped", {"a": 1})
+    assert got.stop_ms >= got.start_ms
+    fb = FeedbackRepo(store)
+    assert fb.add([("r1", 1), ("r2", 0)], ts=T0) == 2
+    fb.add([("r3", 1)], ts=T0 + 10)
+    table = fb.read(T0, T0 + 10)
+    assert table.column("request_id").to_pylist() == ["r1", "r2"] and table.column("label").to_pylist() == [1, 0]
+    with pytest.raises(Exception, match="label"):
+        fb.add([("r4", [1, 2])])
+
+
+def test_logger_bounds_flushes_and_counts_drops():
+    written: list[pa.Table] = []
+    log = PredictionLogger(written.append, flush_rows=100, flush_seconds=60, queue_rows=6)
+    accepted = [log.log(*it) for it in items(8, T0, 1)]
+    assert accepted == [True] * 6 + [False] * 2
+    rows, dropped = log.close()
+    assert (rows, dropped) == (6, 2) and sum(t.num_rows for t in written) == 6
+    log = PredictionLogger(written.append, flush_rows=4, flush_seconds=60)
+    for it in items(4, T0, 1):
+        log.log(*it)
+    from serving_helpers import wait_until
+
+    wait_until(lambda: log.rows_logged == 4, what="a flush at flush_rows")
+    assert log.close() == (4, 0)
+
+    def broken(table):
+        raise OSError("disk full")
+
+    log = PredictionLogger(broken, flush_rows=100, flush_seconds=60)
+    for it in items(3, T0, 1):
+        log.log(*it)
+    assert log.close() == (0, 3)
