@@ -266,3 +266,17 @@ def test_diff_files_and_table_columns(tmp_path):
     mloop.data.add(d1, name="files")
     fd = mloop.data.diff("files@1", "files@2")
     assert fd.added == ["new.txt"] and fd.removed == ["part0/f0.bin"] and fd.changed == ["big.bin"]
+
+
+def test_add_get_checkout_on_local_and_s3_artifact_stores(artifact_uri, tmp_path):
+    src = _tree(tmp_path / "s3tree", n=5)
+    dv = mloop.data.add(src, name="tree")
+    assert mloop.artifacts.get_blob_store().exists(dv.digest)
+    mloop.data.checkout("tree@1", dest=tmp_path / "out")
+    _same_tree(src, tmp_path / "out")
+    assert mloop.data.status(src)[0]["state"] == "unchanged"
+    df = pd.DataFrame({"a": np.arange(20), "b": ["x", "y"] * 10})
+    tv = mloop.data.add(df, name="tab")
+    got = mloop.data.get(tv.uri)
+    pd.testing.assert_frame_equal(got.to_pandas(), df, check_dtype=False)
+    pd.testing.assert_frame_equal(got.profile.sample(), df, check_dtype=False)

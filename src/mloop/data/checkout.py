@@ -119,10 +119,14 @@ def place(entry_digest: str, size: int, dest: Path, link: Link, store: BlobStore
             os.chmod(src, 0o444)
             os.link(src, tmp)
         elif size >= ingest.LARGE:
-            if not _reflink(src, str(tmp)):
-                shutil.copyfile(src, tmp)
-            if ingest.hash_large(str(tmp)) != entry_digest:
-                raise _corrupt(entry_digest, dest, root)
+            if _reflink(src, str(tmp)):
+                if ingest.hash_large(str(tmp)) != entry_digest:
+                    raise _corrupt(entry_digest, dest, root)
+            else:
+                if tmp.exists():
+                    tmp.unlink()
+                if ingest.copy_hashing(src, str(tmp)) != entry_digest:
+                    raise _corrupt(entry_digest, dest, root)
             os.chmod(tmp, 0o644)
         else:
             data = ingest.read_bytes(src)
