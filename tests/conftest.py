@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -76,20 +77,39 @@ def pg_database():
         _missing_service("PostgreSQL at 127.0.0.1:5432", exc)
     name = f"{PG_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin:
+        # missing_ok: another worker or session may drop its database while we look.
         stale = admin.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s AND "
-            "(pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '6 hours'",
+            "(pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification < now() - interval '6 hours'",
             (PG_PREFIX + "%",),
         ).fetchall()
         for (old,) in stale:
-            admin.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
+            except psycopg.Error:  # someone else is dropping it right now
+                pass
+        _create_database(admin, name)
     yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     import mloop.config
 
     mloop.config.reset()
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _create_database(admin, name: str) -> None:  # noqa: ANN001
+    """CREATE DATABASE, retried while template1 is briefly busy with another worker's create."""
+    import psycopg
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            admin.execute(f'CREATE DATABASE "{name}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _truncate_pg(uri: str) -> None:
