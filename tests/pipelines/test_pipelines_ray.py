@@ -110,3 +110,29 @@ def test_missing_ray_names_the_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(mloop.errors.MissingDependency, match=r"pip install 'mloop\[ray\]'"):
         mloop.pipelines.get_executor("ray")
+
+
+@pytest.mark.xdist_group("ray")
+def test_predict_on_ray_equals_in_process_scoring(ray_cluster, tmp_path):
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.linear_model import LogisticRegression
+
+    from conftest import invoke_cli
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(3000, 3)), columns=["a", "b", "c"]).assign(id=np.arange(3000))
+    model = LogisticRegression().fit(frame[["a", "b", "c"]], (frame["a"] > 0).astype(int))
+    mloop.models.log_model(model, "rayscore", register=True, input_example=frame[["a", "b", "c"]].head())
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in.parquet", row_group_size=700)
+    local = invoke_cli("predict", "rayscore/1", "-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "local.parquet"),
+                       "--keep", "id", "--batch-rows", "500", "-q")
+    assert local.returncode == 0, local.stderr
+    remote = invoke_cli("predict", "rayscore/1", "-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "ray.parquet"),
+                        "--keep", "id", "--batch-rows", "500", "--executor", "ray")
+    assert remote.returncode == 0, remote.stderr
+    a, b = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "ray.parquet")
+    assert len(b) == 3000 and list(b.columns) == list(a.columns)
+    pd.testing.assert_frame_equal(a, b)

@@ -166,12 +166,20 @@ def predict(
     keep: list[str] = typer.Option(None, "--keep", help="Input columns to copy to the output (repeatable or a,b)."),
     trust: bool = typer.Option(False, "--trust", help="Allow pickle-based (pyfunc) models to load."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    executor: str = typer.Option(None, "--executor", "-x",
+                                 help="ray or ray://host:port: spread batches over Ray workers (default: here)."),
 ) -> None:
     """Score a file with a model, streaming record batches (bounded memory), into a parquet file."""
     import mloop
 
     cols = [c for item in keep or [] for c in item.split(",") if c]
-    result = mloop.models.load(uri, trust=trust).predict_batch(input_, output, batch_rows=batch_rows, keep=cols,
-                                                                progress=not quiet)
+    if executor and executor != "local":
+        from mloop.pipelines.batch import predict_distributed
+
+        result = predict_distributed(uri, input_, output, executor=executor, batch_rows=batch_rows, keep=cols,
+                                     trust=trust)
+    else:
+        result = mloop.models.load(uri, trust=trust).predict_batch(input_, output, batch_rows=batch_rows,
+                                                                    keep=cols, progress=not quiet)
     rate = result["rows"] / result["seconds"] if result["seconds"] else 0.0
     typer.echo(f"scored {result['rows']} rows in {result['seconds']:.2f} s ({rate:,.0f} rows/s) -> {result['output']}")
