@@ -138,6 +138,8 @@ def test_gate_and_register_steps_in_a_pipeline(models):
     _register(bad, alias="champion")
     run = gated_training.run(C=1.0)
     assert run.status == "COMPLETED"
+    model_out = run.step("fit").outputs["output"]
+    assert model_out["kind"] == "model" and model_out["flavor"] == "sklearn"  # saved by the registry's flavor
     registered = run.outputs["registered"]
     assert registered["uri"] == "models:/churn/2" and registered["aliases"] == ["challenger"]
     assert mloop.models.get("churn@challenger").version == 2

@@ -42,7 +42,7 @@ def rayflow(n: int = 200, seed: int = 1):
 
 
 @pytest.mark.xdist_group("ray")
-def test_ray_runs_equal_local_runs(ray_cluster, tmp_path):
+def test_ray_runs_equal_local_runs(ray_cluster, tmp_path, tracking_uri):
     (tmp_path / "rayflow_mod.py").write_text(FLOW)  # workers cannot import it: pickled by value
     pipeline = mloop.pipelines.load_pipeline(str(tmp_path / "rayflow_mod.py") + ":rayflow")
     local = pipeline.run(n=200, seed=1, cache=False)

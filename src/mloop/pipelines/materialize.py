@@ -1,8 +1,9 @@
 """Typed materialisers: how a step output becomes a blob in the artifact store, and back.
 
 pandas / polars / pyarrow tables are stored as parquet, numpy arrays as .npy, JSON-exact values
-(dicts with string keys, lists, strings, numbers, booleans, None) as JSON, models through the
-registry's flavors when the registry can save them, and anything else with cloudpickle — which is
+(dicts with string keys, lists, strings, numbers, booleans, None) as JSON, models as a folder written
+by the registry's flavors (scikit-learn through skops with its recorded trusted types, XGBoost,
+LightGBM, ONNX in their own formats), and anything else with cloudpickle — which is
 loaded only when trusted (the registry's rule: pickles run code, so they are never loaded from a
 source nobody vouched for; a pipeline trusts blobs whose digests its own step records hold).
 """
@@ -54,9 +55,30 @@ def _json_exact(value: Any, depth: int = 0) -> bool:
     return False
 
 
+_MODEL_FLAVORS = ("xgboost", "lightgbm", "onnx", "sklearn")
+MODEL_META = "mloop-step-model.json"
+
+
+def _flavor_of(value: Any) -> Any:
+    """The registry flavor that saves `value` (not pyfunc: that one is a pickle), or None."""
+    if not (hasattr(value, "predict") or hasattr(value, "transform") or type(value).__name__ == "ModelProto"):
+        return None
+    try:
+        from mloop.registry import flavors
+    except ImportError:  # the registry is not part of this build
+        return None
+    for name in _MODEL_FLAVORS:
+        try:
+            module = flavors.get(name)
+            if module.detect(value):
+                return module
+        except ImportError:  # that flavor's library is not installed
+            continue
+    return None
+
+
 def _is_model(value: Any) -> bool:
-    return hasattr(value, "fit") and (hasattr(value, "predict") or hasattr(value, "transform")) \
-        and type(value).__module__.split(".")[0] in ("sklearn", "xgboost", "lightgbm")
+    return _flavor_of(value) is not None
 
 
 def dumps(value: Any) -> tuple[str, bytes]:
@@ -84,26 +106,11 @@ def dumps(value: Any) -> tuple[str, bytes]:
     import cloudpickle
 
     if kind == "model":
-        saved = _save_model(value)
-        if saved is not None:
-            return "model", saved
-        kind = "pickle"
+        kind = "pickle"  # save() stores models as folders; here (bytes only) they are pickled
     try:
         return kind, cloudpickle.dumps(value)
     except Exception as exc:  # noqa: BLE001
         raise InvalidInput(f"cannot store a {type(value).__qualname__} step output: {exc}") from exc
-
-
-def _save_model(value: Any) -> bytes | None:
-    """A skops archive for scikit-learn models (loaded with the types it lists); None to fall back."""
-    if type(value).__module__.split(".")[0] != "sklearn":
-        return None
-    try:
-        import skops.io as sio
-
-        return sio.dumps(value)
-    except Exception:  # noqa: BLE001  (anything skops cannot write goes through cloudpickle)
-        return None
 
 
 def loads(kind: str, data: bytes, *, trust: bool = False) -> Any:
@@ -125,11 +132,6 @@ def loads(kind: str, data: bytes, *, trust: bool = False) -> Any:
         import numpy as np
 
         return np.load(io.BytesIO(data), allow_pickle=False)
-    if kind == "model":
-        import skops.io as sio
-
-        untrusted = sio.get_untrusted_types(data=data)
-        return sio.loads(data, trusted=untrusted if trust else _safe_types(untrusted))
     if kind == "pickle":
         if not trust:
             raise InvalidInput(
@@ -142,13 +144,6 @@ def loads(kind: str, data: bytes, *, trust: bool = False) -> Any:
     raise InvalidInput(f"unknown materialiser {kind!r}; known: {', '.join(KINDS)}")
 
 
-def _safe_types(untrusted: list[str]) -> list[str]:
-    bad = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
-    if bad:
-        raise InvalidInput(f"the stored model uses types skops does not trust by default: {bad}; load with trust=True")
-    return untrusted
-
-
 INLINE_MAX = 1024  # JSON outputs up to this many bytes ride in the step record itself
 
 
@@ -158,6 +153,9 @@ def save(value: Any) -> dict:
     from mloop.artifacts import get_blob_store
     from mloop.artifacts.hashing import digest_of_bytes
 
+    flavor = _flavor_of(value) if kind_of(value) == "model" else None
+    if flavor is not None:
+        return _save_model(value, flavor)
     kind, data = dumps(value)
     if kind == "json" and len(data) <= INLINE_MAX:
         return {"kind": kind, "digest": digest_of_bytes(data), "size": len(data), "inline": json.loads(data)}
@@ -171,7 +169,37 @@ def load(entry: dict, *, trust: bool = False) -> Any:
 
     if "inline" in entry:
         return entry["inline"]
+    if entry["kind"] == "model":
+        return _load_model(entry, trust=trust)
     return loads(entry["kind"], get_blob_store().get(entry["digest"]), trust=trust)
+
+
+def _save_model(value: Any, flavor: Any) -> dict:
+    """A model folder written by the registry's flavor (skops for scikit-learn, native formats for
+    XGBoost / LightGBM / ONNX), stored as a directory blob."""
+    import tempfile
+    from pathlib import Path
+
+    from mloop.artifacts import get_blob_store
+
+    with tempfile.TemporaryDirectory(prefix="mloop-step-model-") as tmp:
+        folder = Path(tmp)
+        options = flavor.save(value, folder, trust=False)
+        (folder / MODEL_META).write_text(json.dumps({"flavor": flavor.NAME, "flavor_options": options},
+                                                    sort_keys=True, default=str))
+        digest = get_blob_store().put_dir(folder)
+        size = sum(p.stat().st_size for p in folder.iterdir())
+    return {"kind": "model", "digest": digest, "size": size, "flavor": flavor.NAME}
+
+
+def _load_model(entry: dict, *, trust: bool) -> Any:
+    from mloop.registry import flavors
+    from mloop.registry.model import ModelFiles
+
+    files = ModelFiles(entry["digest"], f"step output {entry['digest'][:19]}")
+    meta = json.loads(files.read(MODEL_META))
+    predictor = flavors.get(meta["flavor"]).load(files, meta, trust=trust)
+    return getattr(predictor, "native", predictor)
 
 
 def is_blob(entry: dict) -> bool:
