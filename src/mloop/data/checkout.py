@@ -140,6 +140,52 @@ def place(entry_digest: str, size: int, dest: Path, link: Link, store: BlobStore
             tmp.unlink()
 
 
+class _SmallFiles:
+    """Writes many small files out of a local blob folder: one read, one hash, one write each."""
+
+    def __init__(self, root: Path) -> None:
+        self.blobs = f"{root}/blobs"
+        self.root = root
+        self.made: set[str] = set()
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.count = 0
+
+    def write(self, digest: str, dest: Path, rel: str) -> os.stat_result:
+        h = digest[len("blake3:"):]
+        src = f"{self.blobs}/{h[:2]}/{h[2:]}"
+        target = f"{dest}/{rel}"
+        try:
+            data = ingest.read_bytes(src)
+        except InvalidInput:
+            if not os.path.exists(src):
+                raise NotFound(f"blob {digest} for {target} is not in the local artifact store {self.root}; "
+                               "fetch it with 'mloop data pull'") from None
+            raise
+        if ingest.hash_bytes(data) != digest:
+            raise _corrupt(digest, Path(target), self.root)
+        cut = target.rfind("/")
+        parent, name = target[:cut], target[cut + 1:]
+        if parent not in self.made:
+            os.makedirs(parent, exist_ok=True)
+            self.made.add(parent)
+        self.count += 1
+        tmp = f"{parent}/.{name}.tmp-{self.token}-{self.count}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return st
+
+
 def write_entries(entries: list[Entry], dest: Path, *, is_dir: bool, link: Link = "copy") -> dict:
     """Make `dest` hold exactly `entries` (a folder) or the single entry (a file)."""
     if link not in ("copy", "hardlink"):
@@ -160,20 +206,24 @@ def write_entries(entries: list[Entry], dest: Path, *, is_dir: bool, link: Link 
                 _, files = ingest.scan(dest)
                 digests = cache.lookup(f.st for f in files)
                 existing = {f.rel: (f, d) for f, d in zip(files, digests, strict=True)}
-            wanted = {manifest_mod.check_relative(e.path): e for e in entries}
+            wanted = {e.path: e for e in entries}  # paths were checked when the manifest was read
             for rel, (f, _) in existing.items():
                 if rel not in wanted:
                     os.unlink(f.full)
                     removed += 1
             fresh = []
+            small = _SmallFiles(root) if root is not None and link == "copy" else None
             for rel, e in wanted.items():
-                target = dest / rel
                 have = existing.get(rel)
                 if have is not None and have[0].st.st_size == e.size and _same(have, e, cache):
                     unchanged += 1
                     continue
-                place(e.digest, e.size, target, link, store, root)
-                fresh.append((os.stat(target), e.digest))
+                if small is not None and e.size < ingest.LARGE:
+                    fresh.append((small.write(e.digest, dest, rel), e.digest))
+                else:
+                    target = dest / rel
+                    place(e.digest, e.size, target, link, store, root)
+                    fresh.append((os.stat(target), e.digest))
                 written += 1
             cache.record(fresh)
             dest.mkdir(parents=True, exist_ok=True)
