@@ -63,45 +63,53 @@ def test_step_outside_a_pipeline_is_a_plain_function():
 
 @pytest.mark.parametrize("use", [bool, iter, len, lambda x: x + 1, lambda x: x.shape, lambda x: x[0]])
 def test_using_a_lazy_output_in_the_body_says_why(use):
-    @mloop.pipeline(name="bad-body")
-    def bad():
-        xs = source()
-        use(xs)
-        return xs
-
     with pytest.raises(InvalidInput, match="output of step 'source'.*Move this logic into a @mloop.step"):
-        bad.dag()
-
-
-def test_if_on_a_lazy_output_is_refused():
-    @mloop.pipeline(name="branchy")
-    def branchy():
-        xs = source()
-        if xs:
+        @mloop.pipeline(name="bad-body")  # refused where it is defined
+        def bad():
+            xs = source()
+            use(xs)
             return xs
-        return None
+
+
+def test_if_on_a_lazy_output_is_refused_at_definition_or_at_run():
+    with pytest.raises(InvalidInput, match=r"bool\(\)"):
+        @mloop.pipeline(name="branchy")
+        def branchy():
+            xs = source()
+            if xs:
+                return xs
+            return None
+
+    @mloop.pipeline(name="branchy-later")
+    def later(n: int):  # no defaults: checked when it runs
+        xs = source(n)
+        return xs if xs else None
 
     with pytest.raises(InvalidInput, match=r"bool\(\)"):
-        branchy.run()
+        later.run(n=2)
     assert PipelineRunRepo(get_store()).list() == []  # nothing half-recorded
 
 
 def test_non_step_value_where_an_output_is_expected():
-    @mloop.pipeline(name="returns-data")
-    def returns_data():
-        source()
-        return [1, 2, 3]
-
     with pytest.raises(InvalidInput, match="where a step output is expected"):
-        returns_data.run()
-    assert PipelineRunRepo(get_store()).list() == []
-
-    @mloop.pipeline(name="passes-step")
-    def passes_step():
-        return add(source, source())
+        @mloop.pipeline(name="returns-data")
+        def returns_data():
+            source()
+            return [1, 2, 3]
 
     with pytest.raises(InvalidInput, match="the step 'source' itself, not its output"):
-        passes_step.dag()
+        @mloop.pipeline(name="passes-step")
+        def passes_step():
+            return add(source, source())
+
+    @mloop.pipeline(name="returns-data-later")
+    def later(n: int):
+        source(n)
+        return {"rows": n}
+
+    with pytest.raises(InvalidInput, match="returns int 3 as 'rows', where a step output is expected"):
+        later.run(n=3)
+    assert PipelineRunRepo(get_store()).list() == []
 
 
 def test_cycle_and_dangling_edge_are_refused():

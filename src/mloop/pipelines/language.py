@@ -314,6 +314,21 @@ class Pipeline:
                 raise InvalidInput(f"pipeline {self.name!r}: parameters are passed by name; {p.name!r} cannot be")
         self.source: str | None = None  # FILE:NAME when loaded from a file
         functools.update_wrapper(self, fn)
+        self._check_definition()
+
+    def _check_definition(self) -> None:
+        """Wire the DAG once with the default parameters, so a misused output, a non-step value where
+        an output is expected or a cycle is an error where the pipeline is defined. A body that needs
+        parameters without defaults, or fails for another reason, is checked when it runs instead."""
+        params = self.signature.parameters.values()
+        if any(p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD for p in params):
+            return
+        try:
+            self.trace(self.bind({}))
+        except InvalidInput:
+            raise
+        except Exception:  # noqa: BLE001  (anything else is the body's business at run time)
+            return
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
         """The full parameter dict (defaults applied); unknown or missing names are an InvalidInput."""
