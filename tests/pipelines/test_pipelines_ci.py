@@ -69,11 +69,20 @@ def project(tmp_path):
     return dv
 
 
-def test_ci_exit_codes_report_and_promotion(project, tmp_path, monkeypatch):
+@pytest.fixture
+def project_on(tracking_uri, tmp_path):
+    (tmp_path / "pipeline.py").write_text(PIPELINE)
+    mloop.data.add(_frame(450, 1), name="ci-data")
+    return tracking_uri
+
+
+def test_ci_exit_codes_report_and_promotion(project_on, tmp_path, monkeypatch):
+    from mloop.store.db import redact
+
     # no champion and no --first-model: bad input naming the store, and nothing runs
     res = invoke_cli("ci")
     assert res.returncode == 2, res.stderr
-    assert "no champion 'ci-model@champion'" in res.stderr and "sqlite:///" in res.stderr
+    assert "no champion 'ci-model@champion'" in res.stderr and redact(project_on) in res.stderr
     assert mloop.pipelines.list_runs() == []
 
     res = invoke_cli("ci", "--first-model", "--promote", "-p", "C=1.0")
