@@ -58,6 +58,9 @@ def test_a_failing_step_fails_the_run_skips_downstream_and_raises_with_its_name(
     assert mloop.get_run(boom_step.run_id).status == "FAILED"
     assert mloop.get_run(run.id).status == "FAILED"
     assert stored.step("other").outputs["output"]["kind"] == "json"
+    assert run.outputs == {"good": 6}  # what the failed run did produce
+    with pytest.raises(mloop.errors.NotFound, match="was not produced"):
+        run.output("bad")
 
     again = crashy.run(n=3, raise_on_failure=False)  # failures are not cached: boom runs again
     assert again.status == "FAILED" and again.step("boom").attempts == 1

@@ -115,8 +115,10 @@ class PipelineRun:
 
     @property
     def outputs(self) -> dict[str, Any]:
-        """The pipeline's outputs, loaded from the artifact store (pickles only for a run this process made)."""
-        return {name: self.output(name, trust=self._trusted) for name in self._record.get("outputs", {})}
+        """The pipeline's outputs that were produced (all of them for a completed run), loaded from the
+        artifact store; pickles load only for a run this process made (else use `output(name, trust=True)`)."""
+        outs = self._record.get("outputs", {})
+        return {name: self.output(name, trust=self._trusted) for name, entry in outs.items() if entry.get("digest")}
 
     def output(self, name: str | None = None, *, trust: bool = False) -> Any:
         """One output by name (the only one when `name` is None); pickles need `trust=True`."""
