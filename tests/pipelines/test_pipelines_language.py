@@ -112,6 +112,18 @@ def test_non_step_value_where_an_output_is_expected():
     assert PipelineRunRepo(get_store()).list() == []
 
 
+def test_a_pipeline_inside_a_pipeline_body_is_refused():
+    @mloop.pipeline(name="inner")
+    def inner(n: int = 2):
+        return source(n)
+
+    with pytest.raises(InvalidInput, match="called inside another pipeline's body"):
+        @mloop.pipeline(name="outer")
+        def outer():
+            return inner()
+    assert PipelineRunRepo(get_store()).list() == []
+
+
 def test_cycle_and_dangling_edge_are_refused():
     dag = DAG()
     dag.add(Node("a", source, {}, ["c"]))

@@ -381,6 +381,9 @@ class Pipeline:
         """
         from mloop.pipelines.runner import run_pipeline
 
+        if _trace.get() is not None:
+            raise InvalidInput(f"pipeline {self.name!r} is called inside another pipeline's body; call its steps "
+                               "there instead (a pipeline is a unit of runs and records, not a step)")
         return run_pipeline(self, params, executor=executor, use_cache=cache, raise_on_failure=raise_on_failure)
 
     __call__ = run
