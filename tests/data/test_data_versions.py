@@ -280,3 +280,34 @@ def test_add_get_checkout_on_local_and_s3_artifact_stores(artifact_uri, tmp_path
     got = mloop.data.get(tv.uri)
     pd.testing.assert_frame_equal(got.to_pandas(), df, check_dtype=False)
     pd.testing.assert_frame_equal(got.profile.sample(), df, check_dtype=False)
+
+
+def test_large_copy_is_exact_even_when_the_source_changes(tmp_path, monkeypatch):
+    import blake3
+
+    src = tmp_path / "large.bin"
+    src.write_bytes(os.urandom(6 << 20) + b"tail")  # not whole 4 KiB blocks: the O_DIRECT tail path
+    _age(src)
+    calls = []
+    real = ingest._copy_mapped
+
+    def mapped_then_touch(s, d, label):
+        calls.append(s)
+        digest = real(s, d, label)
+        with open(s, "ab") as fh:  # a writer appends while we copy
+            fh.write(b"more")
+        return digest
+
+    monkeypatch.setattr(ingest, "_copy_mapped", mapped_then_touch)
+    digest = ingest.copy_hashing(str(src), str(tmp_path / "copy1"))
+    assert calls == [str(src)]
+    assert (tmp_path / "copy1").read_bytes() == src.read_bytes()  # redone through the buffer
+    assert digest == "blake3:" + blake3.blake3(src.read_bytes()).hexdigest()
+    monkeypatch.setattr(ingest, "_copy_mapped", real)
+    _age(src)
+    digest = ingest.copy_hashing(str(src), str(tmp_path / "copy2"))
+    assert (tmp_path / "copy2").read_bytes() == src.read_bytes()
+    assert digest == "blake3:" + blake3.blake3(src.read_bytes()).hexdigest()
+    mloop.data.add(src, name="large")
+    mloop.data.checkout("large@1", dest=tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()

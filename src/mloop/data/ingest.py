@@ -156,33 +156,104 @@ def table_format(files: list[ScannedFile]) -> str:
 # -- storing --------------------------------------------------------------------------------
 
 _COPY_CHUNK = 8 << 20
+RACY_NS = 2_000_000_000  # as the hash cache: a file written within 2 s may still be being written
 
 
 def copy_hashing(src: str, dst: str, crash_label: str | None = None) -> str:
     """Copy `src` to a new file `dst` and return the digest of exactly the bytes written.
 
-    Each chunk is read once into a page-aligned buffer, hashed there (blake3 threads) and written
-    from there with O_DIRECT where the filesystem allows: the copy neither fills the page cache
-    nor leaves dirty pages to write back, which is most of what copying a large file costs.
+    Writes go out with O_DIRECT where the filesystem allows, so the copy neither fills the page
+    cache nor leaves dirty pages to write back (most of what copying a large file costs). A file
+    not written for 2 s is hashed and written straight from a read-only mapping, and its identity
+    (inode, size, mtime, ctime) re-checked afterwards: a write meanwhile stamps an mtime past the
+    old one, and then the copy is redone through a private buffer, where each chunk is read once,
+    hashed and written from the same bytes.
     """
+    import time
+
+    try:
+        before = os.stat(src)
+    except FileNotFoundError as exc:
+        raise NotFound(f"no such file: {src}") from exc
+    if before.st_size and time.time_ns() - before.st_mtime_ns > RACY_NS:
+        digest = _copy_mapped(src, dst, crash_label)
+        after = os.stat(src)
+        same = (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+        if same == (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns):
+            return digest
+        os.unlink(dst)
+    return _copy_buffered(src, dst, crash_label)
+
+
+def _open_out(dst: str) -> tuple[int, int]:
+    direct = getattr(os, "O_DIRECT", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(dst, flags | direct, 0o644), direct
+    except OSError:
+        return os.open(dst, flags, 0o644), 0
+
+
+def _write_at(fout: int, chunk: memoryview, pos: int, direct: int) -> int:
+    """Write a chunk at `pos`; drops O_DIRECT for a tail that is not whole blocks. Returns `direct`."""
+    if direct and len(chunk) % 4096:
+        import fcntl
+
+        fcntl.fcntl(fout, fcntl.F_SETFL, fcntl.fcntl(fout, fcntl.F_GETFL) & ~direct)
+        direct = 0
+    written = 0
+    while written < len(chunk):
+        written += os.pwrite(fout, chunk[written:], pos + written)
+    return direct
+
+
+def _copy_mapped(src: str, dst: str, crash_label: str | None) -> str:
     import mmap
 
     import blake3
 
+    fin = _open_in(src)
     try:
-        fin = os.open(src, os.O_RDONLY)
+        size = os.fstat(fin).st_size
+        fout, direct = _open_out(dst)
+        mapped = mmap.mmap(fin, size, prot=mmap.PROT_READ)
+        view = memoryview(mapped)
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        try:
+            for pos in range(0, size, _COPY_CHUNK):
+                chunk = view[pos: pos + _COPY_CHUNK]
+                hasher.update(chunk)
+                direct = _write_at(fout, chunk, pos, direct)
+                if crash_label:
+                    crash_point(crash_label)
+                    crash_label = None
+        finally:
+            chunk = None
+            view.release()
+            mapped.close()
+            os.close(fout)
+    finally:
+        os.close(fin)
+    return PREFIX + hasher.hexdigest()
+
+
+def _open_in(src: str) -> int:
+    try:
+        return os.open(src, os.O_RDONLY)
     except PermissionError as exc:
         raise InvalidInput(f"cannot read {src}: permission denied") from exc
     except FileNotFoundError as exc:
         raise NotFound(f"no such file: {src}") from exc
+
+
+def _copy_buffered(src: str, dst: str, crash_label: str | None) -> str:
+    import mmap
+
+    import blake3
+
+    fin = _open_in(src)
     try:
-        direct = getattr(os, "O_DIRECT", 0)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            fout = os.open(dst, flags | direct, 0o644)
-        except OSError:
-            direct = 0
-            fout = os.open(dst, flags, 0o644)
+        fout, direct = _open_out(dst)
         buf = mmap.mmap(-1, _COPY_CHUNK)
         view = memoryview(buf)
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
@@ -194,14 +265,7 @@ def copy_hashing(src: str, dst: str, crash_label: str | None = None) -> str:
                     break
                 chunk = view[:n]
                 hasher.update(chunk)
-                if direct and n % 4096:  # the tail: O_DIRECT needs whole blocks
-                    import fcntl
-
-                    fcntl.fcntl(fout, fcntl.F_SETFL, fcntl.fcntl(fout, fcntl.F_GETFL) & ~direct)
-                    direct = 0
-                written = 0
-                while written < n:
-                    written += os.pwrite(fout, chunk[written:], pos + written)
+                direct = _write_at(fout, chunk, pos, direct)
                 pos += n
                 if crash_label:
                     crash_point(crash_label)
