@@ -1,5 +1,6 @@
-"""The Ray executor on the shared session cluster (at most 5 tests): equal results to local runs,
-a killed worker retried, refused and unreachable addresses with nothing half-recorded."""
+"""The Ray executor on the shared session cluster (4 tests use it: equal results to local runs on
+SQLite and PostgreSQL, a killed worker retried, batch scoring on Ray Data); refused and unreachable
+addresses and a missing Ray need no cluster."""
 
 from __future__ import annotations
 
@@ -78,15 +79,13 @@ def test_ray_worker_killed_mid_step_is_retried(ray_cluster, tmp_path):
     assert run.step("_die_once").attempts == 2
 
 
-@pytest.mark.xdist_group("ray")
-def test_ray_client_refuses_an_embedded_store_before_any_step():
+def test_ray_client_refuses_an_embedded_store_before_any_step():  # no cluster needed
     with pytest.raises(InvalidInput, match="embedded SQLite store"):
         _raykill.run(marker="x", executor="ray://127.0.0.1:10001")
     assert PipelineRunRepo(get_store()).list() == []
 
 
-@pytest.mark.xdist_group("ray")
-def test_unreachable_ray_address_names_it_and_records_nothing(monkeypatch):
+def test_unreachable_ray_address_names_it_and_records_nothing(monkeypatch):  # no cluster needed
     from support import free_port
 
     address = f"127.0.0.1:{free_port()}"
