@@ -70,6 +70,26 @@ def _rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:
             yield batch.slice(start, rows)
 
 
+def _exact(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly `rows` rows (the last may be shorter), joining the tails of row groups, so
+    each model call sees a full batch whatever the file's row-group size."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    have = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - have, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            have += take
+            batch = batch.slice(take)
+            if have == rows:
+                yield pa.Table.from_batches(pending)
+                pending, have = [], 0
+    if have:
+        yield pa.Table.from_batches(pending)
+
+
 def _check_columns(names: list[str], columns: list[str] | None, src: Path) -> None:
     missing = [c for c in columns or [] if c not in names]
     if missing:
@@ -97,7 +117,7 @@ def predict_batch(model: Model, src: str | os.PathLike, dst: str | os.PathLike, 
     writer = None
     bar = _progress(progress, total)
     try:
-        for batch in batches:
+        for batch in _exact(batches, batch_rows):
             table = _score_batch(model, batch, names, keep_cols)
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema)
@@ -123,7 +143,7 @@ def predict_batch(model: Model, src: str | os.PathLike, dst: str | os.PathLike, 
     return {"rows": rows, "seconds": time.perf_counter() - started, "output": str(dst)}
 
 
-def _score_batch(model: Model, batch: pa.RecordBatch, names: list[str], keep: list[str]) -> pa.Table:
+def _score_batch(model: Model, batch: pa.Table | pa.RecordBatch, names: list[str], keep: list[str]) -> pa.Table:
     import pyarrow as pa
 
     features = batch.select(names) if names else batch
