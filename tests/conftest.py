@@ -25,6 +25,10 @@ from support import (  # noqa: F401 - re-exported for older imports
     wait_until,
 )
 
+# Ray turns on token auth by itself once ~/.ray/auth_token exists (any local ray.init writes one);
+# the session cluster and its drivers would then refuse each other. Tests run Ray without auth.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
 
 def _require_services() -> bool:
     return os.environ.get("MLOOP_REQUIRE_SERVICES") == "1"
