@@ -12,7 +12,6 @@ def run(ctx) -> None:  # noqa: ANN001
     import httpx
     import uvicorn
 
-    from mloop.cli.output import table
     from mloop.serving import create_app, read_predictions
 
     uri = ctx.state.get("champion_uri")
@@ -60,7 +59,7 @@ def run(ctx) -> None:  # noqa: ANN001
     finally:
         server.should_exit = True
         thread.join(30)
-    table("prediction log filling", ["batch", "requests sent", "rows in the log", "req/s (demo client)"], logged)
+    ctx.table("prediction log filling", ["batch", "requests sent", "rows in the log", "req/s (demo client)"], logged)
     answered = next((line for line in metrics.splitlines() if line.startswith("mloop_requests_total{")), "")
     ctx.say(f"V2 infer answered {v2.status_code}; /metrics: {answered}")
     log = read_predictions(served.name)
