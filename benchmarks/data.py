@@ -65,8 +65,11 @@ def settle() -> None:
 class MloopProject:
     def __init__(self, root: Path) -> None:
         self.root = root
-        (root / ".mloop").mkdir(parents=True)
+        root.mkdir(parents=True)
         self.env = {"MLOOP_HOME": str(root / ".mloop")}
+        # as `dvc init` for DVC: create and migrate the embedded store before anything is measured
+        subprocess.run([MLOOP_BIN / "mloop", "init"], cwd=root, check=True, capture_output=True,
+                       env={**os.environ, **self.env})
 
     def cli(self, *args: str) -> Measure:
         return run([MLOOP_BIN / "mloop", *args], env=self.env, cwd=self.root)
@@ -214,7 +217,8 @@ def main() -> None:
         f"CPU seconds = user + system of the CLI process and its children (os.wait4), median of {reps}; "
         "wall seconds for reference only (2 shared cores).",
         f"peer: {dvc_version or 'DVC not run (--quick)'}, `dvc init --no-scm`, default cache type "
-        "(reflink, else copy: copy on this ext4 disk); mloop: default local artifact store.",
+        "(reflink, else copy: copy on this ext4 disk); mloop: `mloop init` (creates and migrates the embedded "
+        "SQLite store, as `dvc init` creates .dvc/), default local artifact store; neither init is measured.",
         "nothing is deleted during the run and the tree is moved aside (not deleted) before checkout: on "
         "this disk, creating files soon after deleting many costs several times more CPU, for either tool.",
         "status is measured on its second run after add (the first may re-hash files whose mtime is within "
