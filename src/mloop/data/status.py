@@ -54,7 +54,7 @@ def _one(p: Pointer, cache: HashCache) -> dict:
             out["modified"] = [files[0].rel]
         return out
     entries = ingest.manifest_entries(files, digests)
-    if digest_of_bytes(manifest_mod.encode(entries)) == p.digest:
+    if digest_of_bytes(ingest.encode_scanned(entries)) == p.digest:
         return out
     out["state"] = "modified"
     stored = _stored(p)
