@@ -227,8 +227,8 @@ def main() -> None:
         "vs blake3.blake3(max_threads=AUTO).update_mmap.",
         "the floor under the unmet figures is start-up: `mloop data add` pays ~0.35-0.4 CPU s before its first "
         "file (typer 0.29 imports pydantic to convert parameters, ~0.1 s; SQLAlchemy for the store, ~0.17 s) "
-        "and `mloop data status` ~0.15 s; DVC 3.67 here needs ~2.1 CPU s for 10,000 files and ~0.6 s for "
-        "status (peers.md saw 7.2 and 1.9), so 5x would leave mloop ~0.42 s and 1/5 ~0.12 s in all.",
+        "and `mloop data status` ~0.15 s; DVC 3.67 here needs 2-3 CPU s for 10,000 files and ~0.6 s for "
+        "status (peers.md saw 7.2 and 1.9), so 5x would leave mloop 0.4-0.6 s and 1/5 ~0.12 s in all.",
     ]
     write_section("data", "Data versioning: mloop data vs DVC",
                   ["workload", "mloop CPU s", "DVC CPU s", "DVC / mloop", "mloop wall s", "DVC wall s"],
