@@ -9,6 +9,7 @@ what was hashed, even when the source changes meanwhile. Temp files are flushed 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 import uuid
@@ -176,7 +177,14 @@ def copy_hashing(src: str, dst: str, crash_label: str | None = None) -> str:
     except FileNotFoundError as exc:
         raise NotFound(f"no such file: {src}") from exc
     if before.st_size and time.time_ns() - before.st_mtime_ns > RACY_NS:
-        digest = _copy_mapped(src, dst, crash_label)
+        try:
+            digest = _copy_mapped(src, dst, crash_label)
+        except (OSError, ValueError) as exc:  # a filesystem without mmap: the buffered copy below
+            if isinstance(exc, InvalidInput | NotFound):
+                raise
+            if os.path.exists(dst):
+                os.unlink(dst)
+            return _copy_buffered(src, dst, crash_label)
         after = os.stat(src)
         same = (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
         if same == (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns):
@@ -197,14 +205,23 @@ def _open_out(dst: str) -> tuple[int, int]:
 def _write_at(fout: int, chunk: memoryview, pos: int, direct: int) -> int:
     """Write a chunk at `pos`; drops O_DIRECT for a tail that is not whole blocks. Returns `direct`."""
     if direct and len(chunk) % 4096:
-        import fcntl
-
-        fcntl.fcntl(fout, fcntl.F_SETFL, fcntl.fcntl(fout, fcntl.F_GETFL) & ~direct)
-        direct = 0
+        direct = _buffered(fout, direct)
     written = 0
     while written < len(chunk):
-        written += os.pwrite(fout, chunk[written:], pos + written)
+        try:
+            written += os.pwrite(fout, chunk[written:], pos + written)
+        except OSError as exc:
+            if not direct or exc.errno != errno.EINVAL:
+                raise
+            direct = _buffered(fout, direct)  # the filesystem took O_DIRECT at open but not here
     return direct
+
+
+def _buffered(fout: int, direct: int) -> int:
+    import fcntl
+
+    fcntl.fcntl(fout, fcntl.F_SETFL, fcntl.fcntl(fout, fcntl.F_GETFL) & ~direct)
+    return 0
 
 
 def _copy_mapped(src: str, dst: str, crash_label: str | None) -> str:
