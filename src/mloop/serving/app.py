@@ -313,7 +313,12 @@ def _columns_for(state: ServingState, served: Served, body: bytes) -> tuple[dict
     if state.input_resolver is None:
         return payloads.parse_predict(body, served.inputs)
     cols, n = payloads.parse_predict(body, None)
-    cols = state.input_resolver(cols, n)
+    try:
+        cols = state.input_resolver(cols, n)
+    except MloopError:
+        raise
+    except LookupError as exc:  # an unknown entity key, or a key column the body lacks
+        raise InvalidInput(f"the input resolver could not resolve this request: {exc!r}") from exc
     missing = [c for c in served.inputs if c not in cols]
     if missing:
         raise InvalidInput(f"missing column {missing[0]!r}; the model takes {', '.join(served.inputs)}")
