@@ -403,6 +403,14 @@ def main() -> None:
     notes.append(f"bad input under load: {seen} responses at c=32, 1% malformed: {s2} 2xx, {s4} 4xx, {s5} 5xx")
     notes.append("wall figures on a 2-core machine shared with other work (load from other engineers' runs); "
                  "CPU µs per request is the steadier figure")
+    for peer in ("mlflow models serve", "BentoML", "FastAPI + predict_proba"):
+        mine, theirs = get("mloop", 1, 16), get(peer, 1, 16)
+        if mine and theirs and mine["cpu_us"] and theirs["cpu_us"]:
+            notes.append(f"server CPU per 1-row request, c=16: {peer} {theirs['cpu_us']:.0f} µs vs mloop "
+                         f"{mine['cpu_us']:.0f} µs ({theirs['cpu_us'] / mine['cpu_us']:.1f}x less for mloop)")
+    notes.append("without --batching the model runs inline on the one event loop, so at c=64 every queued "
+                 "request waits for the others' model calls and the p99 tail follows the machine's load; "
+                 "--batching (one model call per batch on a worker thread) is the mode for many concurrent callers")
 
     def get(name: str, n: int = 1, c: int = 16) -> dict | None:
         return results.get((name, n, c))
