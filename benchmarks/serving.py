@@ -397,6 +397,9 @@ def main() -> None:
             continue
         table.append([name, n, c, fmt(r["rps"], 4), fmt(r["p50"]), fmt(r["p99"]), fmt(r["cpu_us"], 4), r["non2xx"]])
     table.sort(key=lambda row: (row[1], row[2], row[0] != "mloop", row[0]))
+    def get(name: str, n: int = 1, c: int = 16) -> dict | None:
+        return results.get((name, n, c))
+
     in1, in100 = inproc[str(bodies["records", 1])], inproc[str(bodies["records", 100])]
     notes.append(f"in-process parse + predict + encode (mloop's own code, no HTTP): {in1:.0f} µs (1 row), "
                  f"{in100:.0f} µs (100 rows)")
@@ -411,9 +414,6 @@ def main() -> None:
     notes.append("without --batching the model runs inline on the one event loop, so at c=64 every queued "
                  "request waits for the others' model calls and the p99 tail follows the machine's load; "
                  "--batching (one model call per batch on a worker thread) is the mode for many concurrent callers")
-
-    def get(name: str, n: int = 1, c: int = 16) -> dict | None:
-        return results.get((name, n, c))
 
     m16 = get("mloop")
     for peer, factor in (("mlflow models serve", 10.0), ("BentoML", 3.0), ("FastAPI + predict_proba", 1.3)):
