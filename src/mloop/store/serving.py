@@ -161,7 +161,7 @@ class DeploymentRepo:
         with self.store.read() as conn:
             row = conn.execute(select(deployments).where(deployments.c.id == deployment_id)).mappings().first()
         if row is None:
-            raise NotFound(f"no deployment {deployment_id!r}; list them with 'mloop serve --list'")
+            raise NotFound(f"no deployment {deployment_id!r}")
         return _deployment(row)
 
     def list(self, model: str | None = None, limit: int = 100) -> list[Deployment]:
