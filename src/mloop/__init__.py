@@ -78,8 +78,11 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'mloop' has no attribute {name!r}")
     module_name, attr = target
-    if module_name == "mloop.data":
-        importlib.import_module("mloop.validation")  # registers its check provider with mloop.data
+    if module_name in ("mloop.data", "mloop.registry"):
+        # validation registers its check provider with mloop.data on import; the registry takes
+        # dataset URIs (validation_data=, evaluate) only through a loaded mloop.data (it sits above).
+        importlib.import_module("mloop.validation")
+        importlib.import_module("mloop.data")
     module = importlib.import_module(module_name)
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 import mloop
-from conftest import invoke_cli
 from mloop.store.db import get_store
 from mloop.store.lineage import LineageRepo
+from support import invoke_cli
 
 PIPELINE = '''
 import mloop

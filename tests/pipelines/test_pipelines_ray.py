@@ -119,7 +119,7 @@ def test_predict_on_ray_equals_in_process_scoring(ray_cluster, tmp_path):
     import pyarrow.parquet as pq
     from sklearn.linear_model import LogisticRegression
 
-    from conftest import invoke_cli
+    from support import invoke_cli
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(3000, 3)), columns=["a", "b", "c"]).assign(id=np.arange(3000))

@@ -168,8 +168,10 @@ def test_concurrent_registrations_get_distinct_versions(tracking_uri, fitted):
     assert [v.version for v in mloop.models.list_versions("shared")] == list(range(1, 17))
 
 
-def test_digest_verified_before_load(fitted):
+def test_digest_verified_before_load(fitted, monkeypatch):
     from mloop.artifacts import get_blob_store
+
+    monkeypatch.setenv("MLOOP_MODEL_CACHE", "0")  # the artifact-store path (load_cache never reads the store)
 
     pipe, X, _ = fitted
     mv = mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True)
@@ -287,8 +289,14 @@ def test_validation_data_from_a_dataset_version_and_sampling(fitted, monkeypatch
     again = mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True,
                                    validation_data=X.assign(label=y), target="label")
     assert again.validation_data == mv.validation_data  # the seeded sample is the same blob
-    with pytest.raises(InvalidInput, match="dataset URI"):
+    # `mloop.models` loads mloop.data, so a dataset URI resolves: unknown names are NotFound...
+    with pytest.raises(NotFound, match="churn-valid"):
         mloop.models.log_model(pipe, "churn", input_example=X.head(), validation_data="churn-valid@1")
+    # ...and a stored version is sampled like the frame it holds.
+    mloop.data.add(X.assign(label=y), name="churn-valid")
+    by_uri = mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True,
+                                    validation_data="churn-valid@1", target="label")
+    assert len(pd.read_parquet(io.BytesIO(get_blob_store().get(by_uri.validation_data)))) == 50
 
 
 def test_round_trip_on_each_artifact_store(artifact_uri, fitted):
