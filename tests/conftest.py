@@ -44,8 +44,7 @@ def _missing_service(what: str, why: object) -> None:
 def mloop_home(tmp_path, monkeypatch):
     """Every test gets its own MLOOP_HOME (and cwd); other MLOOP_* variables are cleared."""
     for key in list(os.environ):
-        if key.startswith("MLOOP_") and key not in ("MLOOP_REQUIRE_SERVICES", "MLOOP_TEST_PG_DSN",
-                                                     "MLOOP_TEST_REDIS_URL"):
+        if key.startswith("MLOOP_") and key != "MLOOP_REQUIRE_SERVICES" and not key.startswith("MLOOP_TEST_"):
             monkeypatch.delenv(key)
     home = tmp_path / ".mloop"
     home.mkdir()
@@ -226,10 +225,11 @@ def ray_cluster():
     """One local Ray cluster per session, started lazily; RAY_ADDRESS is exported so CLI
     subprocesses join it. Mark tests using it with `pytest.mark.xdist_group("ray")`."""
     ray_bin = Path(sys.executable).with_name("ray")
-    port = free_port()
+    port, client_port = free_port(), free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     started = subprocess.run(
         [str(ray_bin), "start", "--head", "--num-cpus=2", "--include-dashboard=false", f"--port={port}",
+         f"--ray-client-server-port={client_port}",
          "--disable-usage-stats"],
         capture_output=True, text=True, env=env, timeout=180,
     )
@@ -238,6 +238,7 @@ def ray_cluster():
     address = f"127.0.0.1:{port}"
     old = os.environ.get("RAY_ADDRESS")
     os.environ["RAY_ADDRESS"] = address
+    os.environ["MLOOP_TEST_RAY_CLIENT"] = f"ray://127.0.0.1:{client_port}"  # the cluster's Ray Client server
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     yield address
     try:

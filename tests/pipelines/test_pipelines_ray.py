@@ -1,4 +1,4 @@
-"""The Ray executor on the shared session cluster (4 tests use it: equal results to local runs on
+"""The Ray executor on the shared session cluster (5 tests use it: a ray:// client run, equal results to local runs on
 SQLite and PostgreSQL, a killed worker retried, batch scoring on Ray Data); refused and unreachable
 addresses and a missing Ray need no cluster."""
 
@@ -135,3 +135,26 @@ def test_predict_on_ray_equals_in_process_scoring(ray_cluster, tmp_path):
     a, b = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "ray.parquet")
     assert len(b) == 3000 and list(b.columns) == list(a.columns)
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_client_address_runs_steps_on_the_cluster(ray_cluster, tmp_path, pg_database, monkeypatch):
+    """`ray://host:port` through the cluster's Ray Client server, from a fresh CLI process, with the
+    metadata store on PostgreSQL: same outputs as an in-process run."""
+    from support import run_cli
+
+    monkeypatch.setenv("MLOOP_TRACKING_URI", pg_database)
+    mloop.config.reset()
+    (tmp_path / "clientflow_mod.py").write_text(FLOW)
+    target = str(tmp_path / "clientflow_mod.py") + ":rayflow"
+    local = mloop.pipelines.load_pipeline(target).run(n=120, seed=3, cache=False)
+    client = os.environ["MLOOP_TEST_RAY_CLIENT"]
+    out = run_cli("pipeline", "run", target, "-p", "n=120", "-p", "seed=3", "--executor", client, "--no-cache",
+                  "--json", env={"RAY_ADDRESS": ""}, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ids = [r["id"] for r in mloop.pipelines.list_runs(pipeline="rayflow") if r["id"] != local.id]
+    assert len(ids) == 1
+    remote = mloop.pipelines.get_run(ids[0])
+    assert remote.status == "COMPLETED" and remote.executor == client
+    assert remote.outputs["output"]["parts"] == local.outputs["output"]["parts"]
+    assert remote.outputs["output"]["positives"] == local.outputs["output"]["positives"]
