@@ -191,6 +191,7 @@ def test_untrusted_type_not_in_manifest_is_refused(fitted, monkeypatch):
     from mloop.registry.flavors import sklearn_flavor
 
     pipe, X, _ = fitted
+    monkeypatch.setenv("MLOOP_MODEL_CACHE", "0")  # the skops path (a cache entry comes only from a verified object)
     original = sklearn_flavor.save
 
     def forgetful(model, folder, *, trust=False):  # noqa: ANN001
@@ -253,6 +254,8 @@ def test_validation_data_sample_and_metrics(fitted):
 
 def test_library_version_mismatch_warns(fitted, monkeypatch):
     from mloop.registry import requirements
+
+    monkeypatch.setenv("MLOOP_MODEL_CACHE", "0")  # the skops path
 
     pipe, X, _ = fitted
     mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True)

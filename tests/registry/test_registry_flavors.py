@@ -123,6 +123,8 @@ def test_pyfunc_round_trip_with_load_context():
 def test_missing_flavor_library_names_package(monkeypatch):
     import builtins
 
+    monkeypatch.setenv("MLOOP_MODEL_CACHE", "0")  # the skops path
+
     from sklearn.linear_model import LinearRegression
 
     X, _, score = _data()

@@ -171,6 +171,12 @@ def _load_predictor(digest: str, flavor: str, label: str, trust: bool) -> tuple[
         hit = _cache.get(digest)
     if hit is not None:
         return hit
+    if flavor == "sklearn":
+        hit = _from_load_cache(digest, label)
+        if hit is not None:
+            with _cache_lock:
+                _cache[digest] = hit
+            return hit
     from mloop.registry import flavors, requirements
 
     files = ModelFiles(digest, label)
@@ -188,9 +194,30 @@ def _load_predictor(digest: str, flavor: str, label: str, trust: bool) -> tuple[
         pin = f"{dist}=={saved}" if saved else dist
         raise MissingDependency(f"{label} needs {dist}{' ' + saved if saved else ''} to load ({exc}); "
                                 f"run: pip install '{pin}'") from exc
+    if flavor == "sklearn":  # verified digest, exactly the recorded types: safe to cache (load_cache)
+        from mloop.registry import load_cache
+
+        load_cache.put(digest, predictor.native, manifest)
     with _cache_lock:
         _cache[digest] = (predictor, manifest)
     return predictor, manifest
+
+
+def _from_load_cache(digest: str, label: str) -> tuple[Any, dict] | None:
+    """A scikit-learn model from the verified local load cache (no skops import), or None."""
+    from mloop.registry import load_cache
+
+    hit = load_cache.get(digest)
+    if hit is None:
+        return None
+    native, manifest, libraries = hit
+    from mloop.registry import requirements
+    from mloop.registry.flavors.sklearn_flavor import Predictor
+
+    # the libraries the pickle uses were checked equal to the header's; compare those with the manifest
+    installed = {requirements.DIST_OF_MODULE.get(root, root): version for root, version in libraries.items()}
+    requirements.check(manifest, label, known=installed)
+    return Predictor(native), manifest
 
 
 def load(uri: str, *, trust: bool = False) -> Model:

@@ -30,6 +30,7 @@ def _dist_of_module() -> dict[str, list[str]]:
 
 
 _KNOWN = {"sklearn": "scikit-learn", "yaml": "PyYAML", "PIL": "Pillow", "skimage": "scikit-image"}
+DIST_OF_MODULE = _KNOWN
 
 
 def _dists_of(root: str) -> list[str]:
@@ -97,10 +98,13 @@ def versions(packages: tuple[str, ...]) -> dict[str, str]:
     return {p: v for p in packages if (v := installed(p)) is not None}
 
 
-def check(manifest: dict, label: str) -> None:
-    """Warn, naming both versions, for each library whose installed version differs from the manifest's."""
+def check(manifest: dict, label: str, *, known: dict[str, str] | None = None) -> None:
+    """Warn, naming both versions, for each library whose installed version differs from the manifest's.
+    With `known` (installed versions already known, e.g. from a load-cache entry), only those are compared."""
     for dist, saved in (manifest.get("libraries") or {}).items():
-        now = installed(dist)
+        if known is not None and dist not in known:
+            continue
+        now = known[dist] if known is not None else installed(dist)
         if now is not None and now != saved:
             warnings.warn(f"{label} was saved with {dist} {saved}, but {dist} {now} is installed; "
                           "predictions may differ", LibraryVersionWarning, stacklevel=3)

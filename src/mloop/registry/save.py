@@ -133,6 +133,10 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
         (folder / MANIFEST).write_text(yaml.dump(manifest, Dumper=dumper, sort_keys=False, allow_unicode=True))
         size = sum(p.stat().st_size for p in folder.iterdir())
         digest = blobs.put_dir(folder, known)
+    if module.NAME == "sklearn":  # the object just saved as `digest`: warm the local load cache (load_cache)
+        from mloop.registry import load_cache
+
+        load_cache.put(digest, model, manifest)
     RunArtifactRepo(run.store).add(run.id, name, digest, size, True)
     return ModelInfo(uri=f"runs:/{run.id}/{name}", run_id=run.id, name=name, digest=digest, manifest=manifest)
 
