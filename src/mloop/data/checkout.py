@@ -16,14 +16,13 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mloop.artifacts import manifest as manifest_mod
-from mloop.artifacts.manifest import Entry
 from mloop.data import ingest
 from mloop.data.hashcache import HashCache
 from mloop.errors import CorruptBlob, InvalidInput, NotFound
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # mloop.artifacts loads on first use: `mloop data status` does not need it
     from mloop.artifacts.blobs import BlobStore
+    from mloop.artifacts.manifest import Entry
     from mloop.data.pointers import Pointer
     from mloop.data.versions import DatasetVersion
 
@@ -65,7 +64,9 @@ def read_manifest(digest: str) -> list[Entry]:
                            "fetch it with 'mloop data pull'") from exc
         if ingest.hash_bytes(data) != digest:
             raise CorruptBlob(f"blob {digest} in {root} does not match its digest; it was not used")
-        return manifest_mod.decode(data, digest)
+        from mloop.artifacts.manifest import decode
+
+        return decode(data, digest)
     from mloop.artifacts.blobs import get_blob_store
 
     return get_blob_store().read_manifest(digest)

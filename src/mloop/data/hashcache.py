@@ -5,6 +5,10 @@ whose mtime lies within 2 s of when it was recorded is not trusted (the file may
 written again within the filesystem's timestamp granularity, as git's "racy" index entries), so
 such a file is hashed again and re-recorded. This is a machine-local cache, not metadata: it is a
 plain SQLite file read with the standard library, and losing it only costs re-hashing.
+
+A second table remembers, per folder, a signature of every file's path and identity with the
+manifest digest it gave (`ingest.tree_signature`): checking an unchanged folder then costs its stats
+and one row, not one row per file. The same 2 s rule applies to the newest file in the folder.
 """
 
 from __future__ import annotations
@@ -27,8 +31,15 @@ CREATE TABLE IF NOT EXISTS hashes (
     digest TEXT NOT NULL,
     recorded_ns INTEGER NOT NULL,
     PRIMARY KEY (dev, ino)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trees (
+    path TEXT PRIMARY KEY,
+    signature TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    recorded_ns INTEGER NOT NULL
+) WITHOUT ROWID;
 """
+_DENSE = 4  # one range query when the inodes span at most this many times their count
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -45,7 +56,7 @@ class HashCache:
         self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_SCHEMA)
+        self._conn.executescript(_SCHEMA)
 
     @classmethod
     def open(cls) -> HashCache:
@@ -67,18 +78,8 @@ class HashCache:
         stats = list(stats)
         if self._conn.execute("SELECT 1 FROM hashes LIMIT 1").fetchone() is None:
             return [None] * len(stats)
-        found: dict[tuple[int, int], tuple[int, int, str, int]] = {}
         keys = [(st.st_dev, st.st_ino) for st in stats]
-        inos = sorted({k[1] for k in keys})
-        for i in range(0, len(inos), _BATCH):
-            chunk = inos[i: i + _BATCH]
-            rows = self._conn.execute(
-                f"SELECT dev, ino, size, mtime_ns, digest, recorded_ns FROM hashes WHERE ino IN "
-                f"({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-            for dev, ino, size, mtime_ns, digest, recorded_ns in rows:
-                found[(dev, ino)] = (size, mtime_ns, digest, recorded_ns)
+        found = {(dev, ino): rest for dev, ino, *rest in self._rows(keys)}
         out: list[str | None] = []
         for st, key in zip(stats, keys, strict=True):
             hit = found.get(key)
@@ -93,6 +94,23 @@ class HashCache:
                 out.append(None)
         return out
 
+    def _rows(self, keys: list[tuple[int, int]]) -> list[tuple]:
+        """Rows for these (device, inode) keys, maybe with others: one range scan per device when
+        the inodes are dense (a folder written at once), else batches of IN lists."""
+        rows: list[tuple] = []
+        cols = "SELECT dev, ino, size, mtime_ns, digest, recorded_ns FROM hashes"
+        for dev in sorted({k[0] for k in keys}):
+            inos = sorted({k[1] for k in keys if k[0] == dev})
+            if inos[-1] - inos[0] < _DENSE * len(inos):
+                rows += self._conn.execute(f"{cols} WHERE dev = ? AND ino BETWEEN ? AND ?",
+                                           (dev, inos[0], inos[-1])).fetchall()
+                continue
+            for i in range(0, len(inos), _BATCH):
+                chunk = inos[i: i + _BATCH]
+                rows += self._conn.execute(f"{cols} WHERE dev = ? AND ino IN ({','.join('?' * len(chunk))})",
+                                           (dev, *chunk)).fetchall()
+        return rows
+
     def record(self, items: Iterable[tuple[os.stat_result, str]]) -> None:
         """Remember `(stat, digest)` pairs (the stat taken before the content was read)."""
         now = time.time_ns()
@@ -102,3 +120,19 @@ class HashCache:
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def tree_digest(self, path: str, signature: str, newest_mtime_ns: int) -> str | None:
+        """The manifest digest recorded for folder `path` with this signature, if trusted (its newest
+        file's mtime at least 2 s older than the record)."""
+        row = self._conn.execute("SELECT signature, digest, recorded_ns FROM trees WHERE path = ?",
+                                 (path,)).fetchone()
+        if row is None or row[0] != signature or row[2] - newest_mtime_ns < RACY_NS:
+            return None
+        return row[1]
+
+    def record_tree(self, path: str, signature: str, digest: str) -> None:
+        """Remember the manifest digest of folder `path` (the signature taken before its files were read)."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?)",
+                               (path, signature, digest, time.time_ns()))

@@ -18,18 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import blake3
+
 from mloop._faults import crash_point
-from mloop.artifacts.hashing import PREFIX, digest_of_file
-from mloop.artifacts.manifest import Entry
 from mloop.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from mloop.artifacts.manifest import Entry
     from mloop.data.hashcache import HashCache
 
+# `mloop.artifacts.hashing.PREFIX` (tests pin the two equal); this module does not import
+# mloop.artifacts, so `mloop data status` stays free of the blob store's libraries.
+PREFIX = "blake3:"
 LARGE = 4 << 20  # from here on: in-kernel copy + threaded mmap hashing
 
 
-@dataclass
+@dataclass(slots=True)
 class ScannedFile:
     rel: str
     full: str
@@ -91,15 +95,15 @@ def read_bytes(path: str) -> bytes:
 
 
 def hash_bytes(data: bytes) -> str:
-    import blake3
-
     return PREFIX + blake3.blake3(data).hexdigest()
 
 
 def hash_large(path: str) -> str:
-    """A large file's digest (blake3 threads over mmap)."""
+    """A large file's digest (blake3 threads over mmap, as `mloop.artifacts.hashing.digest_of_file`)."""
     try:
-        return digest_of_file(path)
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher.update_mmap(path)
+        return PREFIX + hasher.hexdigest()
     except PermissionError as exc:
         raise InvalidInput(f"cannot read {path}: permission denied") from exc
 
@@ -117,25 +121,36 @@ def digests_of(files: list[ScannedFile], cache: HashCache) -> list[str]:
 
 
 def manifest_entries(files: list[ScannedFile], digests: list[str]) -> list[Entry]:
+    from mloop.artifacts.manifest import Entry
+
     return [Entry(f.rel, d, f.st.st_size) for f, d in zip(files, digests, strict=True)]
 
 
-def encode_scanned(entries: list[Entry]) -> bytes:
-    """The foundation's canonical manifest bytes (`artifacts.manifest.encode`), built fast for entries
+def encode_manifest(files: list[ScannedFile], digests: list[str]) -> bytes:
+    """The foundation's canonical manifest bytes (`artifacts.manifest.encode`), built fast for files
     that came from `scan` (sorted, relative and normalised by construction; checked cheaply here)."""
     from json.encoder import encode_basestring_ascii as quote
 
     lines = []
     previous = None
-    for e in entries:
-        path = e.path
+    for f, digest in zip(files, digests, strict=True):
+        path = f.rel
         if "\\" in path or (previous is not None and path <= previous):
             from mloop.artifacts.manifest import encode
 
-            return encode(entries)  # the full checks raise the precise error
+            return encode(manifest_entries(files, digests))  # the full checks raise the precise error
         previous = path
-        lines.append(f'{{"path":{quote(path)},"digest":"{e.digest}","size":{e.size}}}')
+        lines.append(f'{{"path":{quote(path)},"digest":"{digest}","size":{f.st.st_size}}}')
     return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def tree_signature(files: list[ScannedFile]) -> tuple[str, int]:
+    """`(signature, newest mtime_ns)` of a scanned tree: a digest of every file's relative path and
+    identity (device, inode, size, mtime_ns). Equal signatures mean the hash cache would give every
+    file the digest it gave before, so the tree's manifest digest can be reused (hashcache.trees)."""
+    keys = [(f.rel, f.st.st_dev, f.st.st_ino, f.st.st_size, f.st.st_mtime_ns) for f in files]
+    newest = max((k[4] for k in keys), default=0)
+    return blake3.blake3(repr(keys).encode()).hexdigest(), newest
 
 
 def table_format(files: list[ScannedFile]) -> str:
@@ -314,6 +329,7 @@ class _LocalWriter:
         self.count = 0
         # Many files: list each prefix folder once instead of one stat per blob.
         self.listed: dict[str, set[str]] | None = {} if list_dirs else None
+        self.crash_mid_write = os.environ.get("MLOOP_CRASH_AT") == "blob.write"
 
     def key(self, digest: str) -> str:
         h = digest[len(PREFIX):]
@@ -351,10 +367,11 @@ class _LocalWriter:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
-            half = len(data) // 2
-            _write_all(fd, view[:half])
-            crash_point("blob.write")
-            _write_all(fd, view[half:])
+            if self.crash_mid_write:  # the crash test's point: half a blob written, under its temp name
+                _write_all(fd, view[: len(data) // 2])
+                crash_point("blob.write")
+                view = view[len(data) // 2:]
+            _write_all(fd, view)
         finally:
             os.close(fd)
         self.pending.append((tmp, key))
@@ -434,7 +451,7 @@ def store_files(files: list[ScannedFile], cache: HashCache, root: str | os.PathL
                     digest = writer.put_large(f.full)
                 else:
                     data = read_bytes(f.full)
-                    digest = hash_bytes(data)
+                    digest = PREFIX + blake3.blake3(data).hexdigest()
                     writer.put_bytes(digest, data)
                 known[i] = digest
                 fresh.append((f.st, digest))

@@ -249,11 +249,12 @@ def _add(path: Path, name: str, message: str | None, check: Callable | None, for
     sample = parquet_bytes(profile.sample_table()) if profile is not None else None
 
     def blobs_of(digests: list[str]) -> list[bytes]:
-        manifest_bytes = ingest.encode_scanned(ingest.manifest_entries(files, digests))
-        return [manifest_bytes] + ([sample] if sample is not None else [])
+        return [ingest.encode_manifest(files, digests)] + ([sample] if sample is not None else [])
 
     with HashCache.open() as cache:
         digests, extra = ingest.store_files(files, cache, local_blob_root(), blobs_of)
+        if is_dir:  # `status` then knows this folder from its stats alone
+            cache.record_tree(str(path), ingest.tree_signature(files)[0], extra[0])
     crash_point("data.add.blobs_written")
     entries = ingest.manifest_entries(files, digests)
     manifest = extra[0]
