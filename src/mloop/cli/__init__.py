@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
-import typer
 
-app = typer.Typer(
-    name="mloop",
-    help="mloop: track, version, validate, pipeline, serve and monitor models, in one loop.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+def _new_app() -> Any:
+    import typer  # here, not at the top: `mloop data add/status` run without it (cli/data_fast.py)
+
+    return typer.Typer(
+        name="mloop",
+        help="mloop: track, version, validate, pipeline, serve and monitor models, in one loop.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
 
 # Command groups (module in mloop.cli, typer sub-app name or None for top-level commands).
 GROUPS: list[tuple[str, str | None]] = [
@@ -33,27 +37,39 @@ GROUPS: list[tuple[str, str | None]] = [
 ]
 
 
-_built = False
+_app: Any = None
 
 
-def _build() -> typer.Typer:
-    """Attach every group in GROUPS to the app (once); returns the app (tests use it with CliRunner)."""
-    global _built
-    if _built:
-        return app
-    _built = True
-    for module_name, group in GROUPS:
-        module = importlib.import_module(f"mloop.cli.{module_name}")
-        if group is None:
-            module.register(app)
-        else:
-            app.add_typer(module.app, name=group)
-    return app
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _build()
+    raise AttributeError(f"module 'mloop.cli' has no attribute {name!r}")
+
+
+def _build() -> Any:
+    """The typer app with every group in GROUPS attached (once); tests use it with CliRunner."""
+    global _app
+    if _app is None:
+        app = _new_app()
+        for module_name, group in GROUPS:
+            module = importlib.import_module(f"mloop.cli.{module_name}")
+            if group is None:
+                module.register(app)
+            else:
+                app.add_typer(module.app, name=group)
+        _app = app
+    return _app
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `mloop` console script."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["data"]:
+        from mloop.cli.data_fast import run_fast
+
+        code = run_fast(args[1:])
+        if code is not None:
+            sys.exit(code)
     from mloop.cli.output import run_cli
 
-    _build()
-    sys.exit(run_cli(app, argv))
+    sys.exit(run_cli(_build(), argv))

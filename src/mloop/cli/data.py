@@ -1,7 +1,9 @@
 """`mloop data add | list | log | show | status | diff | checkout | delete | restore | remote | push |
 pull | gc | profile`. Thin: each command calls one function of `mloop.data` and prints.
 
-Imports stay inside the commands: `mloop data status` must not pay for the database layer.
+Imports stay inside the commands: `mloop data status` must not pay for the database layer. `add`
+and `status` run the bodies in cli/data_fast.py, which the `mloop` entry point also runs without
+typer for a plain command line.
 """
 
 from __future__ import annotations
@@ -10,22 +12,14 @@ from pathlib import Path
 
 import typer
 
+from mloop.cli.data_fast import add_command, status_command
+from mloop.cli.data_fast import size_text as _size
 from mloop.cli.output import print_json
 
 app = typer.Typer(help="Version datasets: add, diff, checkout, push and pull content-addressed data.",
                   no_args_is_help=True)
 remote_app = typer.Typer(help="Configure remotes (another folder, s3://..., any fsspec URL).", no_args_is_help=True)
 app.add_typer(remote_app, name="remote")
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 @app.command("add")
@@ -37,15 +31,12 @@ def add(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Version a file or folder as the next version of NAME (and write PATH.mloop)."""
-    from mloop.data.versions import add as add_version
+    _exit(add_command(path, name, message, force=force, as_json=as_json))
 
-    dv = add_version(path, name=name, message=message, force=force)
-    if as_json:
-        print_json({**dv.to_dict(), "created": dv.created})
-    elif dv.created:
-        typer.echo(f"added {dv.name}@{dv.version} ({dv.file_count} file(s), {_size(dv.size)}, {dv.digest[:19]})")
-    else:
-        typer.echo(f"unchanged: {dv.name}@{dv.version} already has this content ({dv.digest[:19]})")
+
+def _exit(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("list")
@@ -112,20 +103,8 @@ def show(uri: str, as_json: bool = typer.Option(False, "--json"),
 @app.command("status")
 def status(target: Path = typer.Argument(None, help="A data path, pointer or folder (default: the project)."),
            as_json: bool = typer.Option(False, "--json")) -> None:
-    """Compare the working tree with its pointers."""
-    from mloop.data.status import status as tree_status
-
-    results = tree_status(target)
-    if as_json:
-        print_json(results)
-        return
-    if not results:
-        typer.echo("no pointers (.mloop files) found")
-    for r in results:
-        typer.echo(f"{r['state']:>9}  {r['path']}  ({r['uri']})")
-        for key in ("added", "removed", "modified"):
-            for rel in r[key][:50]:
-                typer.echo(f"           {key}: {rel}")
+    """Compare the working tree with its pointers; exit code 1 when any data is modified or missing."""
+    _exit(status_command(target, as_json=as_json))
 
 
 @app.command("diff")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -92,7 +90,7 @@ def _reflink(src: str, dst: str) -> bool:
 
 
 def _tmp_beside(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{os.urandom(6).hex()}")
 
 
 def _corrupt(digest: str, dest: Path, where: object) -> CorruptBlob:
@@ -148,7 +146,7 @@ class _SmallFiles:
         self.blobs = f"{root}/blobs"
         self.root = root
         self.made: set[str] = set()
-        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.token = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.count = 0
 
     def write(self, digest: str, dest: Path, rel: str) -> os.stat_result:
@@ -325,7 +323,7 @@ def materialise(dv: DatasetVersion) -> Path:
     base = get_settings().home / "cache" / "datasets"
     final = base / hex_of(dv.digest)
     if not final.is_dir():
-        tmp = base / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = base / f".{final.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
         try:
             write_entries(dv.files, tmp, is_dir=True, link="hardlink" if local_blob_root() else "copy")
             try:
@@ -335,5 +333,7 @@ def materialise(dv: DatasetVersion) -> Path:
                     raise
         finally:
             if tmp.exists():
+                import shutil
+
                 shutil.rmtree(tmp, ignore_errors=True)
     return final if dv.is_dir else final / dv.files[0].path

@@ -12,8 +12,10 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-import uuid
+from array import array
 from collections.abc import Callable
+from itertools import chain
+from operator import attrgetter, itemgetter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,19 +64,19 @@ def scan(path: Path) -> tuple[bool, list[ScannedFile]]:
 
 def _walk(folder: str, prefix: str, out: list[ScannedFile]) -> None:
     try:
-        entries = list(os.scandir(folder))
+        entries = os.scandir(folder)
     except PermissionError as exc:
         raise InvalidInput(f"cannot read folder {folder}: permission denied") from exc
-    for entry in entries:
-        rel = prefix + entry.name
-        if entry.is_symlink():
-            raise InvalidInput(f"{entry.path} is a symlink; dataset folders hold regular files only")
-        if entry.is_dir(follow_symlinks=False):
-            _walk(entry.path, rel + "/", out)
-        elif entry.is_file(follow_symlinks=False):
-            out.append(ScannedFile(rel, entry.path, entry.stat(follow_symlinks=False)))
-        else:
-            raise InvalidInput(f"{entry.path} is not a regular file")
+    with entries:
+        for entry in entries:  # is_file / is_dir come from the listing: only files cost a stat
+            if entry.is_file(follow_symlinks=False):
+                out.append(ScannedFile(prefix + entry.name, entry.path, entry.stat(follow_symlinks=False)))
+            elif entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, prefix + entry.name + "/", out)
+            elif entry.is_symlink():
+                raise InvalidInput(f"{entry.path} is a symlink; dataset folders hold regular files only")
+            else:
+                raise InvalidInput(f"{entry.path} is not a regular file")
 
 
 def read_bytes(path: str) -> bytes:
@@ -144,13 +146,21 @@ def encode_manifest(files: list[ScannedFile], digests: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
+_STAT_KEY = attrgetter("st.st_dev", "st.st_ino", "st.st_size", "st.st_mtime_ns")
+
+
 def tree_signature(files: list[ScannedFile]) -> tuple[str, int]:
     """`(signature, newest mtime_ns)` of a scanned tree: a digest of every file's relative path and
     identity (device, inode, size, mtime_ns). Equal signatures mean the hash cache would give every
     file the digest it gave before, so the tree's manifest digest can be reused (hashcache.trees)."""
-    keys = [(f.rel, f.st.st_dev, f.st.st_ino, f.st.st_size, f.st.st_mtime_ns) for f in files]
-    newest = max((k[4] for k in keys), default=0)
-    return blake3.blake3(repr(keys).encode()).hexdigest(), newest
+    keys = list(map(_STAT_KEY, files))
+    try:
+        packed = array("q", chain.from_iterable(keys)).tobytes()
+    except OverflowError:  # an inode number past 2**63
+        packed = repr(keys).encode()
+    hasher = blake3.blake3(packed)
+    hasher.update("\0".join([f.rel for f in files]).encode("utf-8", "surrogateescape"))
+    return hasher.hexdigest(), max(map(itemgetter(3), keys), default=0)
 
 
 def table_format(files: list[ScannedFile]) -> str:
@@ -325,7 +335,7 @@ class _LocalWriter:
         self.pending: list[tuple[str, str]] = []  # (tmp, key)
         self.dirs: set[str] = set()
         self.keys: set[str] = set()
-        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.token = f"{os.getpid()}-{os.urandom(6).hex()}"
         self.count = 0
         # Many files: list each prefix folder once instead of one stat per blob.
         self.listed: dict[str, set[str]] | None = {} if list_dirs else None
