@@ -9,6 +9,13 @@ versions, aliases, evaluation, autologging and batch scoring.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import Any
+
 from mloop.registry.autologging import autolog
 from mloop.registry.evaluation import evaluate
 from mloop.registry.model import Model, clear_cache, from_native, load
@@ -39,16 +46,54 @@ def predict_batch(uri: str, src: str, dst: str, *, batch_rows: int = 65_536, kee
     return load(uri, trust=trust).predict_batch(src, dst, batch_rows=batch_rows, keep=keep, progress=progress)
 
 
+def _resolve_entity(rest: str) -> tuple[str, str]:
+    """`models:/…` -> `("model_version", "name/N")` for lineage walks."""
+    name, version = resolve(rest)
+    return "model_version", f"{name}/{version}"
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    """Runs the lineage module's own loader, then registers `models:/` in it."""
+
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self.inner = inner
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.inner.exec_module(module)
+        module.RESOLVERS["models:/"] = _resolve_entity
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ... of the real loader
+        return getattr(self.inner, name)
+
+
+class _OnLineageImport(importlib.abc.MetaPathFinder):
+    """A one-shot import hook: wraps the loader of mloop.tracking.lineage when it is first imported."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> ModuleSpec | None:
+        if fullname != _LINEAGE:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)  # the regular finders (this one is gone)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
 def _register_lineage() -> None:
-    from mloop.tracking.lineage import RESOLVERS
+    """Lineage walks resolve `models:/…` here. Register now when the lineage module is loaded, else
+    when it first is: importing it loads SQLAlchemy, which a fresh process that only loads a model
+    by alias never needs (its lookup is the store's one-row read)."""
+    module = sys.modules.get(_LINEAGE)
+    if module is not None:
+        module.RESOLVERS["models:/"] = _resolve_entity
+    elif not any(isinstance(f, _OnLineageImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _OnLineageImport())
 
-    def resolve_entity(rest: str) -> tuple[str, str]:
-        name, version = resolve(rest)
-        return "model_version", f"{name}/{version}"
 
-    RESOLVERS["models:/"] = resolve_entity
-
-
+_LINEAGE = "mloop.tracking.lineage"
 _register_lineage()
 
 __all__ = [

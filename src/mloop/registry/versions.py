@@ -1,18 +1,27 @@
 """The registry operations: resolve a URI, get versions, aliases (with audit history), tags,
-descriptions, search, soft delete and restore, and registering a run's model."""
+descriptions, search, soft delete and restore, and registering a run's model.
+
+`get` of `name@alias`, `name/N` or `name@latest` first tries the store's SQLAlchemy-free one-row
+read (store/registry_lookup.py), so a fresh process that loads a model by alias does not import
+the database layer; anything that read cannot answer goes through `ModelRepo` as before.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry import uris
 from mloop.registry.records import ModelVersion
-from mloop.store.db import get_store
-from mloop.store.registry import ModelRepo
+
+if TYPE_CHECKING:
+    from mloop.store.registry import ModelRepo
 
 
 def _repo() -> ModelRepo:
+    from mloop.store.db import get_store
+    from mloop.store.registry import ModelRepo
+
     return ModelRepo(get_store())
 
 
@@ -71,10 +80,23 @@ def get(uri: str) -> ModelVersion:
     >>> mloop.models.get("churn@champion").version  # doctest: +SKIP
     3
     """
-    name, version = resolve(uri)
-    row = _repo().version(name, version)
-    assert row is not None
+    row = _quick_row(uri)
+    if row is None:
+        name, version = resolve(uri)
+        row = _repo().version(name, version)
+        assert row is not None
     return ModelVersion.from_row(row)
+
+
+def _quick_row(uri: str) -> dict | None:
+    """The version row from the one-row read, or None (a run's model, a digest prefix, a miss)."""
+    ref = uris.parse(uri)
+    if ref.name is None or ref.sha is not None:
+        return None
+    from mloop.config import get_settings
+    from mloop.store.registry_lookup import find_version
+
+    return find_version(get_settings().tracking_uri, ref.name, version=ref.version, alias=ref.alias)
 
 
 def set_alias(name: str, alias: str, version: int, reason: str | None = None) -> ModelVersion:

@@ -1,7 +1,8 @@
 """Schema migrations on open: one row read on the fast path, Alembic only when behind head.
 
-The head revision is read from the migration files themselves (a regex, no Alembic import), so
-opening an up-to-date store costs one `SELECT version_num FROM alembic_version`. When it is behind,
+The head revision is read from the migration files themselves (a regex, no Alembic or SQLAlchemy
+import: the one-row read paths of store/quick_read.py use it too), so opening an up-to-date store
+costs one `SELECT version_num FROM alembic_version`. When it is behind,
 the upgrade runs under a lock (`BEGIN EXCLUSIVE` on SQLite, `pg_advisory_xact_lock` on PostgreSQL)
 and re-checks the revision inside it, so several processes opening a fresh store do not race.
 """
@@ -12,9 +13,6 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 from mloop.errors import MloopError
 
@@ -81,6 +79,9 @@ def _check_known(store: Store, current: str | None) -> None:
 
 
 def _read_revision(conn) -> str | None:  # noqa: ANN001
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
     try:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except DBAPIError:
@@ -91,6 +92,7 @@ def _read_revision(conn) -> str | None:  # noqa: ANN001
 def _upgrade_locked(store: Store, target: str) -> None:
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import text
 
     from mloop.store.db import _make_engine
 
@@ -111,6 +113,8 @@ def _upgrade_locked(store: Store, target: str) -> None:
 
 
 def _read_revision_in_txn(conn) -> str | None:  # noqa: ANN001
+    from sqlalchemy import text
+
     exists = conn.execute(
         text(
             "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"

@@ -1,6 +1,7 @@
 """Registry tables (registered models, versions, tags, aliases, alias history) and their repositories.
 
-A version row carries the model's manifest and signature as JSON, so `get` never reads a blob.
+A version row carries the model's manifest and signature as JSON, so `get` never reads a blob
+(store/registry_lookup.py reads one such row without SQLAlchemy, for a fresh process's load).
 Version numbers come from `store/versions.insert_versioned`; an alias move, its history row and
 its `promoted` lineage edge commit in one transaction.
 """
@@ -32,6 +33,7 @@ from sqlalchemy.engine import Connection
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.store.db import Store
 from mloop.store.lineage import BlobRefRepo, LineageRepo
+from mloop.store.registry_lookup import JSON_COLS, decode_version_row
 from mloop.store.schema import BigId, BigInteger, current_user, metadata, now_ms
 from mloop.store.versions import insert_versioned
 
@@ -120,7 +122,6 @@ alias_history = Table(
     Index(None, "name", "alias", "ts"),
 )
 
-_JSON_COLS = ("signature", "manifest", "metrics", "datasets")
 
 
 def _upsert(conn: Connection, table: Table):  # noqa: ANN202
@@ -139,13 +140,6 @@ def _compare(col, op: str, value):  # noqa: ANN001, ANN202
     if op not in ops:
         raise InvalidInput(f"unsupported operator {op!r} in a model filter")
     return ops[op]()
-
-
-def _version_row(r: Any) -> dict:
-    d = dict(r)
-    for col in _JSON_COLS:
-        d[col] = json.loads(d[col]) if d.get(col) else ({} if col != "datasets" else [])
-    return d
 
 
 class ModelRepo:
@@ -224,7 +218,7 @@ class ModelRepo:
             ts = now_ms()
             values = {**row, "version": version, "created_ms": ts, "updated_ms": ts, "user": current_user(),
                       "lifecycle_stage": "active"}
-            for col in _JSON_COLS:
+            for col in JSON_COLS:
                 values[col] = json.dumps(values.get(col) if values.get(col) is not None else
                                          ([] if col == "datasets" else {}), default=str)
             conn.execute(model_versions.insert(), values)
@@ -268,7 +262,7 @@ class ModelRepo:
         if not include_deleted:
             query = query.where(mv.lifecycle_stage == "active")
         with self.store.read() as conn:
-            rows = [_version_row(r) for r in conn.execute(query).mappings()]
+            rows = [decode_version_row(r) for r in conn.execute(query).mappings()]
             names = sorted({r["name"] for r in rows})
             if not rows:
                 return []
