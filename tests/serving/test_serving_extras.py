@@ -7,9 +7,11 @@ import logging
 
 import httpx
 import numpy as np
-from serving_helpers import FEATURES, NUMERIC, ServerThread, register, register_numeric
+import pytest
+from serving_helpers import FEATURES, NUMERIC, ServerThread, churn_frame, register, register_numeric
 
 import mloop
+from mloop.errors import InvalidInput
 from mloop.serving import create_app
 
 
@@ -60,3 +62,42 @@ def test_input_resolver_turns_keys_into_inputs(churn_df):
         bad = c.post("/predict", json=[{"nobody": 1}])
     np.testing.assert_allclose([p["1"] for p in doc["probabilities"]], pipe.predict_proba(table.iloc[[3, 7]])[:, 1])
     assert bad.status_code == 422 and "customer_id" in bad.json()["message"]
+
+
+def test_numeric_pipeline_takes_the_block_path_with_equal_answers(churn_df):
+    """A pipeline fitted on exactly the signature's numeric columns is handed a float block (no
+    DataFrame); its answers equal scikit-learn's on a DataFrame for held-out rows (labels exactly)."""
+    from mloop.serving.server import ServeOptions, _load
+
+    mv, pipe = register_numeric("blocky", churn_df)
+    served = _load("blocky@champion", ServeOptions(uri="blocky@champion"), "")
+    assert served._array_native is not None
+    held = churn_frame(300, seed=5)[NUMERIC]
+    cols = {c: held[c].tolist() for c in NUMERIC}
+    pred, proba = served.predict(cols, len(held))
+    np.testing.assert_allclose(proba, pipe.predict_proba(held), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(pred, pipe.predict(held))
+    # a value that is not clean (None in a numeric column) takes the checked frame path: a 422 as before
+    cols["income"][0] = None
+    with pytest.raises(InvalidInput, match="could not score the input: Input X contains NaN"):
+        served.predict(cols, len(held))
+
+
+def test_by_name_column_selection_keeps_the_frame_path(churn_df):
+    """A ColumnTransformer that picks numeric columns by name refuses a block, so the frame path stays."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mloop.serving.server import ServeOptions, _load
+
+    pipe = Pipeline([("prep", ColumnTransformer([("num", StandardScaler(), ["income", "age"])])),
+                     ("clf", LogisticRegression())]).fit(churn_df[NUMERIC], churn_df["churn"])
+    with mloop.start_run(experiment="serving-tests") as run:
+        mv = run.log_model(pipe, "byname", input_example=churn_df[NUMERIC].head(5), register=True)
+    served = _load(f"byname/{mv.version}", ServeOptions(uri=f"byname/{mv.version}"), "")
+    assert served._block_dtype is not None and served._array_native is None
+    held = churn_frame(50, seed=6)[NUMERIC]
+    _, proba = served.predict({c: held[c].tolist() for c in NUMERIC}, len(held))
+    np.testing.assert_allclose(proba, pipe.predict_proba(held), rtol=1e-12, atol=1e-15)

@@ -18,7 +18,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8080, "--port", help="0 picks a free port."),
     workers: int = typer.Option(1, "--workers", min=1),
-    batching: bool = typer.Option(False, "--batching", help="Coalesce concurrent requests into one model call."),
+    batching: bool = typer.Option(True, "--batching/--no-batching",
+                                  help="Coalesce concurrent requests into one model call on a worker thread "
+                                       "(on by default; --no-batching runs each request's call inline)."),
     max_batch: int = typer.Option(64, "--max-batch", min=1, help="Rows per batched model call at most."),
     max_latency_ms: float = typer.Option(0.0, "--max-latency-ms", min=0.0,
                                          help="Extra wait to fill a batch under load."),

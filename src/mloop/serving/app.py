@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hmac
+import itertools
 import logging
+import os
 import random
 import time
 import uuid
@@ -39,6 +41,24 @@ log = logging.getLogger(__name__)
 MAX_BODY = 10 * 1024 * 1024
 JSON = "application/json"
 
+# Request ids: a random per-process prefix and a counter — unique across workers and restarts like a
+# uuid4's 32 hex digits, without a getrandom call per request. Reset in a forked worker.
+_RID_PREFIX = os.urandom(8).hex()
+_rid_counter = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{_RID_PREFIX}{next(_rid_counter):016x}"
+
+
+def _reset_request_ids() -> None:
+    global _RID_PREFIX, _rid_counter
+    _RID_PREFIX = os.urandom(8).hex()
+    _rid_counter = itertools.count()
+
+
+os.register_at_fork(after_in_child=_reset_request_ids)
+
 
 class Unauthorized(MloopError):
     """Raised when a request lacks the bearer token the server requires."""
@@ -51,7 +71,7 @@ class ServingState:
     """Everything the routes share. `champion`, `challenger` and `shadow` are swapped whole on reload."""
 
     def __init__(self, champion: Served, *, challenger: Served | None = None, canary: float = 0.0,
-                 shadow: Served | None = None, batching: bool = False, max_batch: int = 64,
+                 shadow: Served | None = None, batching: bool = True, max_batch: int = 64,
                  max_latency_ms: float = 0.0, batch_queue_rows: int = 10_000, token: str | None = None,
                  max_body: int = MAX_BODY, logger: PredictionLogger | None = None,
                  input_resolver: Callable | None = None, deployment: str = "",
@@ -171,7 +191,7 @@ def _request_id(request: Request) -> str:
     rid = request.headers.get("x-request-id")
     if rid:
         return rid[:200]
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def _check_token(state: ServingState, request: Request) -> None:
@@ -371,7 +391,7 @@ class HotPaths:
         state = self._serving
         headers = dict(scope["headers"])
         rid_raw = headers.get(b"x-request-id")
-        rid = rid_raw.decode("latin-1")[:200] if rid_raw else uuid.uuid4().hex
+        rid = rid_raw.decode("latin-1")[:200] if rid_raw else new_request_id()
         try:
             if state.token is not None:
                 auth = headers.get(b"authorization", b"")

@@ -34,7 +34,7 @@ class ServeOptions:
     challenger: str | None = None
     canary: float = 0.0
     shadow: str | None = None
-    batching: bool = False
+    batching: bool = True
     max_batch: int = 64
     max_latency_ms: float = 0.0
     batch_queue_rows: int = 10_000
