@@ -101,7 +101,7 @@ def test_hash_cache_does_not_reread_unchanged_tree(tmp_path, monkeypatch):
     mloop.data.add(src, name="d")
     reads = []
     real_read, real_large = ingest.read_bytes, ingest.hash_large
-    monkeypatch.setattr(ingest, "read_bytes", lambda p: reads.append(p) or real_read(p))
+    monkeypatch.setattr(ingest, "read_bytes", lambda p, *a: reads.append(p) or real_read(p, *a))
     monkeypatch.setattr(ingest, "hash_large", lambda p: reads.append(p) or real_large(p))
     again = mloop.data.add(src, name="d")
     assert again.created is False and reads == []
@@ -120,7 +120,7 @@ def test_racy_mtime_is_not_trusted(tmp_path, monkeypatch):
     mloop.data.add(f, name="fresh")
     reads = []
     real = ingest.read_bytes
-    monkeypatch.setattr(ingest, "read_bytes", lambda p: reads.append(p) or real(p))
+    monkeypatch.setattr(ingest, "read_bytes", lambda p, *a: reads.append(p) or real(p, *a))
     # same size, same mtime, other content: only re-reading catches it
     st = f.stat()
     f.write_bytes(b"y" * 100)

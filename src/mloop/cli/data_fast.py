@@ -21,6 +21,17 @@ _STATUS_FLAGS = {"--json": "as_json"}
 
 def run_fast(args: list[str]) -> int | None:
     """Run `mloop data ARGS` if ARGS is a plain `add` or `status` line; its exit code, else None."""
+    command = parse_command(args)
+    if command is None:
+        return None
+    import gc
+
+    gc.disable()  # no cycle collection over the imports: add_command turns it back on for its work
+    return _guarded(command)
+
+
+def parse_command(args: list[str]) -> Callable[[], int] | None:
+    """The command a plain `data add` / `data status` line runs, or None (then typer parses it)."""
     if not args:
         return None
     command, rest = args[0], args[1:]
@@ -29,14 +40,14 @@ def run_fast(args: list[str]) -> int | None:
         if parsed is None or len(parsed[0]) != 1 or "name" not in parsed[1]:
             return None
         (path,), opts = parsed
-        return _guarded(lambda: add_command(Path(path), opts["name"], opts.get("message"),
-                                            force=opts.get("force", False), as_json=opts.get("as_json", False)))
+        return lambda: add_command(Path(path), opts["name"], opts.get("message"),
+                                   force=opts.get("force", False), as_json=opts.get("as_json", False))
     if command == "status":
         parsed = _parse(rest, {}, _STATUS_FLAGS)
         if parsed is None or len(parsed[0]) > 1:
             return None
         target = Path(parsed[0][0]) if parsed[0] else None
-        return _guarded(lambda: status_command(target, as_json=parsed[1].get("as_json", False)))
+        return lambda: status_command(target, as_json=parsed[1].get("as_json", False))
     return None
 
 
@@ -73,8 +84,13 @@ def _parse(args: list[str], options: dict[str, str], flags: dict[str, str]) -> t
 # -- the commands (cli/data.py runs these too) ------------------------------------------------
 
 def add_command(path: Path, name: str, message: str | None, *, force: bool, as_json: bool) -> int:
+    import gc
+
     from mloop.data.versions import add as add_version
 
+    if not gc.isenabled():  # the fast path: what the imports made stays, never scanned again
+        gc.freeze()
+        gc.enable()
     dv = add_version(path, name=name, message=message, force=force)
     if as_json:
         print_json({**dv.to_dict(), "created": dv.created})

@@ -149,12 +149,12 @@ class _SmallFiles:
         self.token = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.count = 0
 
-    def write(self, digest: str, dest: Path, rel: str) -> os.stat_result:
+    def write(self, digest: str, size: int, dest: Path, rel: str) -> os.stat_result:
         h = digest[len("blake3:"):]
         src = f"{self.blobs}/{h[:2]}/{h[2:]}"
         target = f"{dest}/{rel}"
         try:
-            data = ingest.read_bytes(src)
+            data = ingest.read_bytes(src, size)
         except InvalidInput:
             if not os.path.exists(src):
                 raise NotFound(f"blob {digest} for {target} is not in the local artifact store {self.root}; "
@@ -218,7 +218,7 @@ def write_entries(entries: list[Entry], dest: Path, *, is_dir: bool, link: Link 
                     unchanged += 1
                     continue
                 if small is not None and e.size < ingest.LARGE:
-                    fresh.append((small.write(e.digest, dest, rel), e.digest))
+                    fresh.append((small.write(e.digest, e.size, dest, rel), e.digest))
                 else:
                     target = dest / rel
                     place(e.digest, e.size, target, link, store, root)
@@ -277,13 +277,21 @@ def checkout(target: str | os.PathLike | None = None, dest: str | os.PathLike | 
              link: Link = "copy") -> list[dict]:
     """Write data out. No target: every pointer in the project. A pointer file or a data path:
     that pointer's version, to its place. A URI: that version, to `dest` (default: where it was
-    added from, or `./<name>` ...). For a file version `dest` may be an existing folder."""
+    added from, or `./<name>` ...), and the pointer there (in the project) then names that version.
+    For a file version `dest` may be an existing folder.
+
+        >>> mloop.data.checkout("churn-train@1")  # doctest: +SKIP
+    """
     if target is not None and _is_uri(str(target)):
+        from mloop.data.pointers import pointer_file, write_pointer
         from mloop.data.versions import resolve
 
         dv = resolve(str(target))
-        out = Path(dest) if dest is not None else _default_dest(dv)
-        result = write_entries(dv.files, out.absolute(), is_dir=dv.is_dir, link=link)
+        out = (Path(dest) if dest is not None else _default_dest(dv)).absolute()
+        result = write_entries(dv.files, out, is_dir=dv.is_dir, link=link)
+        # the pointer beside the data names what is there now (to its place, or where one already is)
+        if dest is None or pointer_file(Path(result["path"])).exists():
+            write_pointer(Path(result["path"]), dv)
         return [{**result, "uri": dv.uri}]
     from mloop.data.pointers import targets
 

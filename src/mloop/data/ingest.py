@@ -79,12 +79,19 @@ def _walk(folder: str, prefix: str, out: list[ScannedFile]) -> None:
                 raise InvalidInput(f"{entry.path} is not a regular file")
 
 
-def read_bytes(path: str) -> bytes:
-    """Read a (small) file whole; every content read of the data room goes through here or hash_large."""
+def read_bytes(path: str, size: int = -1) -> bytes:
+    """Read a (small) file whole; every content read of the data room goes through here or hash_large.
+    With the `size` a stat gave, one read does it when the file still has that size."""
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            parts = []
+            if size >= 0:
+                first = os.read(fd, size + 1)
+                if len(first) == size:  # asked for one byte more than there was: that is all
+                    return first
+                parts = [first]
+            else:
+                parts = []
             while chunk := os.read(fd, 1 << 20):
                 parts.append(chunk)
         finally:
@@ -116,7 +123,8 @@ def digests_of(files: list[ScannedFile], cache: HashCache) -> list[str]:
     fresh = []
     for i, f in enumerate(files):
         if known[i] is None:
-            known[i] = hash_large(f.full) if f.st.st_size >= LARGE else hash_bytes(read_bytes(f.full))
+            size = f.st.st_size
+            known[i] = hash_large(f.full) if size >= LARGE else hash_bytes(read_bytes(f.full, size))
             fresh.append((f.st, known[i]))
     cache.record(fresh)
     return known  # type: ignore[return-value]
@@ -354,12 +362,16 @@ class _LocalWriter:
         return f"{key}.tmp-{self.token}-{self.count}"
 
     def has(self, digest: str) -> bool:
-        key = self.key(digest)
-        if key in self.keys:
-            return True
-        if self.listed is None:
-            return os.path.exists(key)
+        return self.missing_key(digest) is None
+
+    def missing_key(self, digest: str) -> str | None:
+        """Where the blob goes if it is neither stored nor pending, else None."""
         h = digest[len(PREFIX):]
+        key = f"{self.blobs}/{h[:2]}/{h[2:]}"
+        if key in self.keys:
+            return None
+        if self.listed is None:
+            return None if os.path.exists(key) else key
         names = self.listed.get(h[:2])
         if names is None:
             try:
@@ -367,21 +379,23 @@ class _LocalWriter:
             except FileNotFoundError:
                 names = set()
             self.listed[h[:2]] = names
-        return h[2:] in names
+        return None if h[2:] in names else key
 
     def put_bytes(self, digest: str, data: bytes) -> None:
-        if self.has(digest):
+        key = self.missing_key(digest)
+        if key is None:
             return
-        key = self.key(digest)
         tmp = self._tmp_for(key)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            view = memoryview(data)
             if self.crash_mid_write:  # the crash test's point: half a blob written, under its temp name
-                _write_all(fd, view[: len(data) // 2])
+                _write_all(fd, memoryview(data)[: len(data) // 2])
                 crash_point("blob.write")
-                view = view[len(data) // 2:]
-            _write_all(fd, view)
+                _write_all(fd, memoryview(data)[len(data) // 2:])
+            else:
+                written = os.write(fd, data)
+                if written < len(data):
+                    _write_all(fd, memoryview(data)[written:])
         finally:
             os.close(fd)
         self.pending.append((tmp, key))
@@ -460,7 +474,7 @@ def store_files(files: list[ScannedFile], cache: HashCache, root: str | os.PathL
                 if f.st.st_size >= LARGE:
                     digest = writer.put_large(f.full)
                 else:
-                    data = read_bytes(f.full)
+                    data = read_bytes(f.full, f.st.st_size)
                     digest = PREFIX + blake3.blake3(data).hexdigest()
                     writer.put_bytes(digest, data)
                 known[i] = digest

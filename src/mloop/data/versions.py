@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mloop._faults import crash_point
-from mloop.artifacts.blobs import get_blob_store
-from mloop.artifacts.manifest import Entry
 from mloop.config import get_settings, project_root
 from mloop.data import ingest
 from mloop.data.checks import run_checks
@@ -35,6 +33,8 @@ from mloop.store.lineage import LineageRepo
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from mloop.artifacts.manifest import Entry
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ class DatasetVersion:
     """One version of a dataset: `name, version, digest, files, rows, schema, profile, created_at,
     path, uri`, `to_pandas()`, `to_arrow()`. `created` is False when `add` found identical content."""
 
-    def __init__(self, record: dict, *, staged_path: Path | None = None, entries: list[Entry] | None = None,
+    def __init__(self, record: dict, *, staged_path: Path | None = None,
+                 entries: list[Entry] | Callable[[], list[Entry]] | None = None,
                  profile: Profile | None = None, created: bool = True) -> None:
         self._record = record
         self._staged_path = staged_path
@@ -125,7 +126,11 @@ class DatasetVersion:
     @property
     def files(self) -> list[Entry]:
         """The manifest entries (relative path, digest, size), sorted by path."""
+        if callable(self._entries):  # built on first use (a CLI add never needs 10,000 of them)
+            self._entries = self._entries()
         if self._entries is None:
+            from mloop.artifacts.blobs import get_blob_store
+
             self._entries = get_blob_store().read_manifest(self.digest)
         return self._entries
 
@@ -185,6 +190,8 @@ def _read_parquet_blob(digest: str) -> pa.Table:
     import io
 
     import pyarrow.parquet as pq
+
+    from mloop.artifacts.blobs import get_blob_store
 
     return pq.read_table(io.BytesIO(get_blob_store().get(digest)))
 
@@ -256,7 +263,10 @@ def _add(path: Path, name: str, message: str | None, check: Callable | None, for
         if is_dir:  # `status` then knows this folder from its stats alone
             cache.record_tree(str(path), ingest.tree_signature(files)[0], extra[0])
     crash_point("data.add.blobs_written")
-    entries = ingest.manifest_entries(files, digests)
+
+    def entries() -> list[Entry]:
+        return ingest.manifest_entries(files, digests)
+
     manifest = extra[0]
     blobs = list(extra)
     if profile is not None:
@@ -274,8 +284,8 @@ def _add(path: Path, name: str, message: str | None, check: Callable | None, for
         "digest": manifest,
         "is_dir": is_dir,
         "format": fmt,
-        "file_count": len(entries),
-        "size": sum(e.size for e in entries),
+        "file_count": len(files),
+        "size": sum(f.st.st_size for f in files),
         "rows": profile.rows if profile else None,
         "schema": profile.schema if profile else None,
         "profile": profile.to_dict() if profile else None,
@@ -294,7 +304,7 @@ def _add(path: Path, name: str, message: str | None, check: Callable | None, for
 
     row = repo.insert(record, blobs, before_commit=before_commit)
     dv = DatasetVersion(row, entries=entries, profile=profile)
-    log.info("dataset %s@%s: %d file(s), %s", name, row["version"], len(entries), manifest)
+    log.info("dataset %s@%s: %d file(s), %s", name, row["version"], len(files), manifest)
     if write_pointer:
         _write_pointer(path, dv)
     return dv
