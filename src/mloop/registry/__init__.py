@@ -9,19 +9,17 @@ versions, aliases, evaluation, autologging and batch scoring.
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mloop.registry.autologging import autolog
-from mloop.registry.evaluation import evaluate
 from mloop.registry.model import Model, clear_cache, from_native, load
 from mloop.registry.records import ModelInfo, ModelVersion
 from mloop.registry.requirements import LibraryVersionWarning
-from mloop.registry.save import log_model
 from mloop.registry.signature import ExtraColumnsWarning, Signature
 from mloop.registry.versions import (
     alias_history,
@@ -38,6 +36,28 @@ from mloop.registry.versions import (
     set_description,
     set_tags,
 )
+
+# Loaded on first use: a process that only loads models never imports them.
+_LAZY = {"autolog": "autologging", "evaluate": "evaluation", "log_model": "save"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mloop.registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mloop.registry.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from mloop.registry.autologging import autolog  # noqa: F401
+    from mloop.registry.evaluation import evaluate  # noqa: F401
+    from mloop.registry.save import log_model  # noqa: F401
 
 
 def predict_batch(uri: str, src: str, dst: str, *, batch_rows: int = 65_536, keep: list[str] | str | None = None,
