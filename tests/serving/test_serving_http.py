@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -395,7 +398,18 @@ def test_bundle_served_from_a_fresh_directory(churn_model, churn_df, tmp_path, m
     assert "HEALTHCHECK" in health and "/v2/health/ready" in health and '"0.0.0.0"' in health
     assert "MLOOP_SERVE_TOKEN" in health
     reqs = (fresh / "requirements.txt").read_text().splitlines()
-    assert any(r.startswith("scikit-learn==") for r in reqs) and any(r.startswith("mloop==") for r in reqs)
+    assert any(r.startswith("scikit-learn==") for r in reqs)
+    wheel = fresh / "wheels" / f"mloop-{mloop.__version__}-py3-none-any.whl"
+    assert f"./wheels/{wheel.name}" in reqs and "COPY wheels/ wheels/" in docker
+    # the bundled wheel installs with pip and imports as the mloop that built it
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
+                    str(target), str(wheel)], check=True, capture_output=True, timeout=300)
+    probe = subprocess.run([sys.executable, "-c", "import mloop.serving.app, mloop; print(mloop.__file__)"],
+                           env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True, check=True,
+                           timeout=120, cwd=tmp_path)
+    assert probe.stdout.strip().startswith(str(target))
+    assert (target / f"mloop-{mloop.__version__}.dist-info" / "entry_points.txt").read_text().count("mloop.cli:main")
     docs = list(yaml.safe_load_all((fresh / "k8s.yaml").read_text()))
     kinds = {d["kind"]: d for d in docs}
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]

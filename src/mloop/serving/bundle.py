@@ -8,7 +8,8 @@ Layout::
     DIR/bundle.json          name, version, uri, digest, flavor, built_at, mloop version
     DIR/model/...            the model directory, verified file by file against its manifest
     DIR/model.manifest.jsonl the directory manifest (path, digest, size per file)
-    DIR/requirements.txt     pinned libraries the model needs, plus mloop
+    DIR/requirements.txt     pinned libraries the model needs, plus mloop's wheel
+    DIR/wheels/mloop-*.whl   the running mloop, packed as a wheel (mloop need not be on any index)
     DIR/Dockerfile           slim base, non-root, HEALTHCHECK on /v2/health/ready, binds 0.0.0.0
     DIR/k8s.yaml             a Deployment and a Service with readiness and liveness probes
 """
@@ -46,14 +47,16 @@ def build_bundle(uri: str, output: str | os.PathLike) -> dict:
             "flavor": mv.flavor, "built_at": now_ms(), "mloop": mloop.__version__,
             "task": manifest.get("task"), "classes": manifest.get("classes")}
     (out / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
-    (out / "requirements.txt").write_text(requirements_txt(manifest))
+    wheel = write_mloop_wheel(out / "wheels")
+    (out / "requirements.txt").write_text(requirements_txt(manifest, f"./wheels/{wheel.name}"))
     (out / "Dockerfile").write_text(dockerfile(info))
     (out / "k8s.yaml").write_text(k8s_yaml(info))
     (out / ".dockerignore").write_text("**/__pycache__\n")
     return info
 
 
-def requirements_txt(manifest: dict) -> str:
+def requirements_txt(manifest: dict, mloop_requirement: str | None = None) -> str:
+    """The model's pinned libraries, then mloop itself (by default `mloop==<running version>`)."""
     import mloop
 
     lines = [str(r) for r in manifest.get("requirements") or []]
@@ -62,8 +65,52 @@ def requirements_txt(manifest: dict) -> str:
     for dist, version in sorted(libs.items()):
         if dist.lower() not in pinned and version:
             lines.append(f"{dist}=={version}")
-    lines.append(f"mloop=={mloop.__version__}")
+    lines.append(mloop_requirement or f"mloop=={mloop.__version__}")
     return "\n".join(dict.fromkeys(lines)) + "\n"
+
+
+def write_mloop_wheel(folder: Path) -> Path:
+    """Pack the running mloop (its package files and installed metadata) as a py3-none-any wheel
+    (PEP 427) in `folder`, so a bundle installs without mloop being on an index. Entries are sorted
+    and dated 1980-01-01: the same mloop gives the same bytes."""
+    import base64
+    import hashlib
+    import importlib.metadata
+    import zipfile
+
+    import mloop
+
+    dist = importlib.metadata.distribution("mloop")
+    version = dist.version
+    info_dir = f"mloop-{version}.dist-info"
+    package = Path(mloop.__file__).parent
+    files: list[tuple[str, bytes]] = []
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+            files.append((f"mloop/{path.relative_to(package).as_posix()}", path.read_bytes()))
+    files.append((f"{info_dir}/METADATA", (dist.read_text("METADATA") or "").encode()))
+    entry_points = dist.read_text("entry_points.txt")
+    if entry_points:
+        files.append((f"{info_dir}/entry_points.txt", entry_points.encode()))
+    files.append((f"{info_dir}/WHEEL", b"Wheel-Version: 1.0\nGenerator: mloop build\nRoot-Is-Purelib: true\n"
+                                       b"Tag: py3-none-any\n"))
+    record = []
+    for name, data in files:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{info_dir}/RECORD,,")
+    files.append((f"{info_dir}/RECORD", ("\n".join(record) + "\n").encode()))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"mloop-{version}-py3-none-any.whl"
+    tmp = folder / f".tmp-{os.getpid()}-{target.name}"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files:
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            zf.writestr(entry, data)
+    os.replace(tmp, target)
+    return target
 
 
 def dockerfile(info: dict) -> str:
@@ -74,6 +121,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MLOOP_HOME=/home/mloop/.mloop \
 RUN useradd --create-home --uid 10001 mloop
 WORKDIR /bundle
 COPY requirements.txt .
+COPY wheels/ wheels/
 RUN pip install --no-cache-dir -r requirements.txt
 COPY --chown=mloop:mloop . .
 USER mloop
