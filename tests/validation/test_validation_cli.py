@@ -47,7 +47,8 @@ def test_init_validate_and_exit_codes(files):
 
 def test_bad_input_is_exit_2(files):
     missing = invoke_cli("validate", str(files / "nope.csv"), "--reference", str(files / "ref.parquet"))
-    assert missing.returncode == 2 and "nope.csv" in missing.stderr
+    assert missing.returncode == 2 and "nope.csv" in missing.stderr and "no such file" in missing.stderr
+    assert "no dataset named" not in missing.stderr
     unknown = invoke_cli("validate", str(files / "ref.csv"), "--suite", "nosuch")
     assert unknown.returncode == 2 and "no suite named 'nosuch'" in unknown.stderr
     both = invoke_cli("validate", str(files / "ref.csv"))

@@ -22,6 +22,9 @@ def _data(text: str):  # noqa: ANN202
 
     if Path(text).exists() or any(ch in text for ch in "*?["):
         return text
+    if Path(text).suffix.lower() in (".parquet", ".csv", ".pq") and not text.startswith("datasets:/"):
+        raise InvalidInput(f"cannot read {text!r}: no such file (give an existing parquet/csv file, folder or "
+                           f"glob, or a dataset URI such as name@1)")
     if text.startswith("datasets:/") or "@" in text or "/" not in text:
         try:
             import mloop.data as data

@@ -141,7 +141,7 @@ def try_onnx(model: Any, uri: str) -> OnnxPredictor | None:
     try:
         import onnxruntime as ort
     except ImportError:
-        log.warning("--onnx: onnxruntime is not installed; serving %s natively (pip install onnxruntime skl2onnx)", uri)
+        log.warning("--onnx: onnxruntime is not installed; serving %s natively (pip install 'mloop[onnx]')", uri)
         return None
     samples = _samples(model)
     if not samples:
