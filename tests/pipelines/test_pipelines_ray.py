@@ -79,6 +79,18 @@ def test_ray_worker_killed_mid_step_is_retried(ray_cluster, tmp_path):
     assert run.step("_die_once").attempts == 2
 
 
+@pytest.mark.xdist_group("ray")
+def test_a_second_ray_address_in_one_process_is_refused_not_ignored(ray_cluster):
+    from mloop.pipelines.ray_executor import RayExecutor
+
+    RayExecutor().start()  # joins RAY_ADDRESS, the session cluster
+    RayExecutor(address=ray_cluster).start()  # the same address again: fine
+    other = os.environ["MLOOP_TEST_RAY_CLIENT"]  # reachable, but not what this process is connected to
+    with pytest.raises(InvalidInput, match="already connected to the Ray cluster at") as info:
+        RayExecutor(address=other).start()
+    assert other in str(info.value) and ray_cluster in str(info.value)
+
+
 def test_ray_client_refuses_an_embedded_store_before_any_step():  # no cluster needed
     with pytest.raises(InvalidInput, match="embedded SQLite store"):
         _raykill.run(marker="x", executor="ray://127.0.0.1:10001")

@@ -18,6 +18,7 @@ from mloop.pipelines.execute import StepResult, StepTask, run_task
 
 log = logging.getLogger(__name__)
 _remote_fn = None
+_connected_to: str | None = None  # the cluster this process's Ray connection goes to
 
 
 def _ray():  # noqa: ANN202
@@ -75,7 +76,15 @@ class RayExecutor:
         address = self.address or os.environ.get("RAY_ADDRESS") or None
         if address and address not in ("auto", "local"):
             _check_reachable(address)
+        global _connected_to
         if ray.is_initialized():
+            if _connected_to is None:  # connected by the caller's own ray.init
+                _connected_to = getattr(ray.get_runtime_context(), "gcs_address", None)
+            if self.address and _connected_to is not None and self.address != _connected_to:
+                # Ray keeps one connection per process: going on would run the steps on the other cluster.
+                raise InvalidInput(f"this process is already connected to the Ray cluster at {_connected_to!r}, "
+                                   f"so executor {self.address!r} cannot be joined from it; run that pipeline "
+                                   f"from another process (or call ray.shutdown() first)")
             return
         try:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
@@ -85,6 +94,7 @@ class RayExecutor:
             raise ServiceUnavailable(f"could not join the Ray cluster at {address or 'a new local cluster'!r}: "
                                      f"{exc}") from exc
         self._started_here = True
+        _connected_to = address or "a new local cluster"
 
     def _function(self):  # noqa: ANN202
         global _remote_fn
