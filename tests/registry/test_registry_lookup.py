@@ -136,3 +136,13 @@ def test_fresh_process_loads_by_alias_without_sqlalchemy(tmp_path, two_versions)
     assert result["sqlalchemy"] is False and result["skops"] is False
     assert result["version"] == 2 and result["lineage"] == ["model_version", "lk/2"]
     np.testing.assert_array_equal(result["pred"], mloop.models.load("lk/2").native.predict(X))
+
+
+def test_a_process_with_the_store_open_uses_its_pool(two_versions):
+    uri, _ = two_versions
+    get_store()  # the pooled store of this process is open: a fresh connection per lookup would cost more
+    assert versions._quick_row("lk@champion") is None
+    assert mloop.models.get("lk@champion").version == 1
+    mloop.config.reset()  # closes the pooled store
+    row = versions._quick_row("lk@champion")
+    assert row is not None and row == _slow("lk@champion")

@@ -1,13 +1,15 @@
 """The registry operations: resolve a URI, get versions, aliases (with audit history), tags,
 descriptions, search, soft delete and restore, and registering a run's model.
 
-`get` of `name@alias`, `name/N` or `name@latest` first tries the store's SQLAlchemy-free one-row
-read (store/registry_lookup.py), so a fresh process that loads a model by alias does not import
-the database layer; anything that read cannot answer goes through `ModelRepo` as before.
+`get` of `name@alias`, `name/N` or `name@latest`, in a process that has not opened the store yet,
+first tries the store's SQLAlchemy-free one-row read (store/registry_lookup.py): a fresh process
+that loads a model by alias does not import the database layer. Whatever that read cannot answer
+goes through `ModelRepo` as before.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from mloop.errors import Conflict, InvalidInput, NotFound
@@ -89,14 +91,20 @@ def get(uri: str) -> ModelVersion:
 
 
 def _quick_row(uri: str) -> dict | None:
-    """The version row from the one-row read, or None (a run's model, a digest prefix, a miss)."""
+    """The version row from the one-row read, or None (a run's model, a digest prefix, a miss, or
+    a store this process already opened: its pooled connections answer as quickly)."""
     ref = uris.parse(uri)
     if ref.name is None or ref.sha is not None:
         return None
     from mloop.config import get_settings
+
+    tracking_uri = get_settings().tracking_uri
+    db = sys.modules.get("mloop.store.db")  # loaded means SQLAlchemy is; never import it here
+    if db is not None and db.is_open(tracking_uri):
+        return None
     from mloop.store.registry_lookup import find_version
 
-    return find_version(get_settings().tracking_uri, ref.name, version=ref.version, alias=ref.alias)
+    return find_version(tracking_uri, ref.name, version=ref.version, alias=ref.alias)
 
 
 def set_alias(name: str, alias: str, version: int, reason: str | None = None) -> ModelVersion:

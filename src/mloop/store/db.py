@@ -195,6 +195,11 @@ def get_store(uri: str | None = None) -> Store:
     return store
 
 
+def is_open(uri: str) -> bool:
+    """True once this process opened the store at `uri` (its pooled connections are at hand)."""
+    return uri in _stores
+
+
 def _forget_stores() -> None:
     with _stores_lock:
         for store in _stores.values():
@@ -222,4 +227,4 @@ def _register_reset() -> None:
 
 _register_reset()
 
-__all__ = ["Store", "get_store", "redact"]
+__all__ = ["Store", "get_store", "is_open", "redact"]
