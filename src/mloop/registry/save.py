@@ -175,9 +175,18 @@ def register_logged(run_id: str, path: str, name: str, *, tags: dict | None = No
 def _example_frame(model: Any, example: Any) -> Any:
     if example is None:
         return None
-    df = to_pandas(example, _feature_names(model))
+    names = _feature_names(model)
+    df = to_pandas(example, names)
     if not all(isinstance(c, str) for c in df.columns):  # a bare array: columns are named by position
         df.columns = [str(c) for c in df.columns]
+    if names is not None and list(df.columns) != names and set(names) <= set(df.columns):
+        # The signature is what the model was fitted on, in that order: an example that also carries
+        # the target (or ids) must not make serving demand those columns.
+        extra = [c for c in df.columns if c not in set(names)]
+        if extra:
+            log.warning("input_example has columns the model was not fitted on (%s); they are left out of the "
+                        "signature", ", ".join(map(str, extra)))
+        df = df[names]
     return df.head(EXAMPLE_ROWS).reset_index(drop=True)
 
 
