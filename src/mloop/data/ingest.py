@@ -14,9 +14,9 @@ import os
 import stat as stat_mod
 from array import array
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter, itemgetter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
