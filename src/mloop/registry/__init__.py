@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
-import importlib.util
+import importlib.machinery
 import sys
 from importlib.machinery import ModuleSpec
 from types import ModuleType
@@ -90,13 +90,14 @@ class _RegisteringLoader(importlib.abc.Loader):
 
 
 class _OnLineageImport(importlib.abc.MetaPathFinder):
-    """A one-shot import hook: wraps the loader of mloop.tracking.lineage when it is first imported."""
+    """An import hook that wraps the loader of mloop.tracking.lineage (and of nothing else) whenever
+    it is loaded. It stays on sys.meta_path: removing it while another thread walks the list could
+    make that thread skip a finder."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> ModuleSpec | None:
         if fullname != _LINEAGE:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)  # the regular finders (this one is gone)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is not None and spec.loader is not None:
             spec.loader = _RegisteringLoader(spec.loader)
         return spec
