@@ -99,8 +99,11 @@ def _connect(uri: str) -> tuple[Any, tuple[type[Exception], ...], str] | None:
                 import psycopg
             except ImportError:
                 return None
+            # a short connect timeout: on an unreachable server this read gives up soon and the
+            # regular path reports the error
+            timeout = {} if "connect_timeout" in uri else {"connect_timeout": 5}
             try:
-                conn = psycopg.connect("postgresql://" + uri[len(prefix):])
+                conn = psycopg.connect("postgresql://" + uri[len(prefix):], **timeout)
                 conn.read_only = True
             except psycopg.Error:
                 return None
