@@ -227,7 +227,17 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     args = parser.parse_args(argv)
     if args.results is None and not args.quick:
         args.results = RESULTS
+    compile_mloop()
     return args
+
+
+def compile_mloop() -> None:
+    """Write mloop's bytecode, as `pip install` does for a regular install (the peers' venvs have
+    theirs). An editable install run under PYTHONDONTWRITEBYTECODE=1 (set on these machines) would
+    otherwise compile every mloop module from source in every measured process."""
+    import compileall
+
+    compileall.compile_dir(str(REPO / "src" / "mloop"), quiet=1)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from _common import (
     MLOOP_BIN,
-    REPO,
     Measure,
     Target,
     fmt,
@@ -55,15 +54,6 @@ def make_tree(root: Path, files: int, size: int) -> None:
         folder = root / f"d{i % 100:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"f{i:05d}.bin").write_bytes(os.urandom(size))
-
-
-def compile_mloop() -> None:
-    """Write mloop's bytecode, as `pip install` does for a regular install (DVC's venv has its own).
-    An editable install run under PYTHONDONTWRITEBYTECODE=1 would otherwise compile every mloop
-    module from source at every CLI start (~0.04 CPU s for status, ~0.15 s for add here)."""
-    import compileall
-
-    compileall.compile_dir(str(REPO / "src" / "mloop"), quiet=1)
 
 
 def settle() -> None:
@@ -181,7 +171,6 @@ def main() -> None:
     if dvc is not None:
         dvc_version = subprocess.run([dvc, "--version"], capture_output=True, text=True,
                                      env={**os.environ, **DVC_ENV}).stdout.strip()
-    compile_mloop()
     with fresh_dir("data-base") as base, fresh_dir("data-work") as work:
         log(f"making a {big_size >> 20} MiB file and {files:,} files of {file_size >> 10} KiB")
         make_big(base / "big.bin", big_size)
