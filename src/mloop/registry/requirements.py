@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
@@ -33,11 +34,11 @@ _KNOWN = {"sklearn": "scikit-learn", "yaml": "PyYAML", "PIL": "Pillow", "skimage
 DIST_OF_MODULE = _KNOWN
 
 
-def _dists_of(root: str) -> list[str]:
+def _dists_of(root: str, version_of: Callable[[str], str | None] | None = None) -> list[str]:
     """The distributions providing a top-level module: a direct name match first (one metadata
     lookup), the full module -> distribution scan only for the rest."""
     name = _KNOWN.get(root, root)
-    if installed(name) is not None:
+    if (version_of or installed)(name) is not None:
         return [name]
     return _dist_of_module().get(root, [])
 
@@ -73,21 +74,29 @@ def _object_modules(model: Any, limit: int = 2000) -> set[str]:
     return roots
 
 
-def requirements(model: Any, packages: tuple[str, ...]) -> list[str]:
-    """`dist==version` for the flavor's packages and every distribution the model's classes come from."""
+def requirements(model: Any, packages: tuple[str, ...], known: dict[str, str] | None = None) -> list[str]:
+    """`dist==version` for the flavor's packages and every distribution the model's classes come from.
+    `known`: installed versions already read (e.g. `versions(packages)`), each distribution is read once."""
+    found: dict[str, str | None] = dict(known or {})
+
+    def version_of(dist: str) -> str | None:
+        if dist not in found:
+            found[dist] = installed(dist)
+        return found[dist]
+
     dists = list(packages)
     stdlib = sys.stdlib_module_names
     for root in sorted(_object_modules(model)):
         if root in stdlib or root in ("builtins", "__main__", "mloop") or root.startswith("_"):
             continue
-        dists.extend(_dists_of(root))
+        dists.extend(_dists_of(root, version_of))
     out, seen = [], set()
     for dist in dists:
         key = dist.lower().replace("_", "-")
         if key in seen:
             continue
         seen.add(key)
-        version = installed(dist)
+        version = version_of(dist)
         if version is not None:
             out.append(f"{dist}=={version}")
     return out

@@ -101,18 +101,19 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
         wrapped = from_native(model, signature=sig, flavor=module.NAME, task=task, classes=classes)
         metrics.update(compute_metrics(wrapped, sample, target))
     datasets = _run_datasets(run)
+    libraries = requirements.versions(module.PACKAGES)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
         "flavor": module.NAME,
-        "libraries": requirements.versions(module.PACKAGES),
+        "libraries": libraries,
         "python": _python_version(),
         "task": task,
         "classes": classes,
         "target": target,
         "signature": sig.to_dict(),
         "input_example": _records(example),
-        "requirements": requirements.requirements(model, module.PACKAGES),
+        "requirements": requirements.requirements(model, module.PACKAGES, known=libraries),
         "features": features,
         "metrics": metrics,
         "datasets": datasets,
