@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mloop.errors import InvalidInput
-from mloop.registry import flavors, manifest_yaml, requirements, uris
+from mloop.registry import flavors, requirements, uris
 from mloop.registry.model import MANIFEST, from_native
 from mloop.registry.records import ModelInfo, ModelVersion
 from mloop.registry.signature import Signature, check_reserved, infer, output_spec, read_table, to_pandas
@@ -128,7 +128,10 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
         options = module.save(model, folder, trust=trust)
         manifest["trusted_types"] = options.pop("trusted_types", [])  # skops: what load may trust, exactly
         manifest["flavor_options"] = options
-        (folder / MANIFEST).write_text(_manifest_text(manifest))
+        import yaml
+
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        (folder / MANIFEST).write_text(yaml.dump(manifest, Dumper=dumper, sort_keys=False, allow_unicode=True))
         size = sum(p.stat().st_size for p in folder.iterdir())
         digest = blobs.put_dir(folder, known)
     if module.NAME == "sklearn":  # the object just saved as `digest`: warm the local load cache (load_cache)
@@ -137,17 +140,6 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
         load_cache.put(digest, model, manifest)
     RunArtifactRepo(run.store).add(run.id, name, digest, size, True)
     return ModelInfo(uri=f"runs:/{run.id}/{name}", run_id=run.id, name=name, digest=digest, manifest=manifest)
-
-
-def _manifest_text(manifest: dict) -> str:
-    """The manifest as YAML: the PyYAML-free spelling when it covers every value, else PyYAML."""
-    text = manifest_yaml.dump(manifest)
-    if text is not None:
-        return text
-    import yaml
-
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(manifest, Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 
 def _register(info: ModelInfo, name: str, run_id: str | None, *, tags: dict | None, description: str | None
