@@ -78,15 +78,23 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'mloop' has no attribute {name!r}")
     module_name, attr = target
-    if module_name in ("mloop.data", "mloop.registry"):
-        # validation registers its check provider with mloop.data on import; the registry takes
-        # dataset URIs (validation_data=, evaluate) only through a loaded mloop.data (it sits above).
-        importlib.import_module("mloop.validation")
-        importlib.import_module("mloop.data")
+    if module_name == "mloop.data":
+        importlib.import_module("mloop.validation")  # it registers its check provider with mloop.data
     module = importlib.import_module(module_name)
+    if module_name == "mloop.registry":
+        # The registry takes dataset URIs (validation_data=, evaluate) through mloop.data, a room above
+        # it: hand it a loader, so a process that only loads models never imports the data room.
+        from mloop.registry import signature
+
+        signature.datasets_loader = _data_room
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value
     return value
+
+
+def _data_room() -> Any:
+    importlib.import_module("mloop.validation")
+    return importlib.import_module("mloop.data")
 
 
 def __dir__() -> list[str]:

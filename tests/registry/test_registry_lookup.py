@@ -118,9 +118,15 @@ import mloop
 df = pd.read_json(sys.argv[1], orient="split")
 model = mloop.models.load("lk@champion")
 loaded = {"sqlalchemy": "sqlalchemy" in sys.modules, "skops": "skops" in sys.modules,
+          "data room": "mloop.data" in sys.modules or "mloop.validation" in sys.modules,
           "version": model.version.version, "pred": model.predict(df).tolist()}
 from mloop.tracking.lineage import resolve  # lineage loaded after the registry still resolves models:/
 loaded["lineage"] = list(resolve("models:/lk@champion"))
+# a dataset URI given to the registry loads the data room on demand (unknown here: NotFound)
+try:
+    mloop.models.log_model(model.native, "lk", input_example=df.head(), validation_data="never-added@1")
+except mloop.errors.NotFound as exc:
+    loaded["dataset uri"] = str(exc)
 print(json.dumps(loaded))
 """
 
@@ -133,7 +139,8 @@ def test_fresh_process_loads_by_alias_without_sqlalchemy(tmp_path, two_versions)
     env = {**os.environ, "MLOOP_TRACKING_URI": uri}
     out = subprocess.run([sys.executable, "-c", FRESH, str(path)], capture_output=True, text=True, check=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["sqlalchemy"] is False and result["skops"] is False
+    assert result["sqlalchemy"] is False and result["skops"] is False and result["data room"] is False
+    assert "never-added" in result["dataset uri"]
     assert result["version"] == 2 and result["lineage"] == ["model_version", "lk/2"]
     np.testing.assert_array_equal(result["pred"], mloop.models.load("lk/2").native.predict(X))
 

@@ -382,18 +382,9 @@ def use(uri: str | DatasetVersion, run: Any = None) -> DatasetVersion:
 
 
 def resolve_entity(rest: str) -> tuple[str, str]:
-    """`datasets:/…` -> `("dataset_version", "name/N")` for lineage walks."""
+    """`datasets:/…` -> `("dataset_version", "name/N")` for lineage walks (tracking.lineage finds it)."""
     dv = resolve("datasets:/" + rest, include_deleted=True)
     return OWNER_KIND, dv.lineage_id
-
-
-def _register_resolver() -> None:
-    from mloop.tracking.lineage import RESOLVERS
-
-    RESOLVERS.setdefault("datasets:/", resolve_entity)
-
-
-_register_resolver()
 
 
 # -- catalogue ------------------------------------------------------------------------------

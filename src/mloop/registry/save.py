@@ -8,7 +8,6 @@ version row, its blob refs and the run -> version `produced` edge commit in one 
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,15 @@ from mloop.errors import InvalidInput
 from mloop.registry import flavors, requirements, uris
 from mloop.registry.model import MANIFEST, from_native
 from mloop.registry.records import ModelInfo, ModelVersion
-from mloop.registry.signature import Signature, check_reserved, infer, output_spec, read_table, to_pandas
+from mloop.registry.signature import (
+    Signature,
+    check_reserved,
+    datasets_room,
+    infer,
+    output_spec,
+    read_table,
+    to_pandas,
+)
 
 if TYPE_CHECKING:
     from mloop.tracking.run import Run
@@ -243,7 +250,7 @@ def _run_datasets(run: Run) -> list[dict]:
     for edge in LineageRepo(run.store).edges(("run", run.id), "in"):
         if edge.relation == "input" and edge.from_kind == "dataset_version":
             entry: dict[str, Any] = {"id": edge.from_id, "digest": None}
-            datasets = sys.modules.get("mloop.data")  # data sits above registry: use it only if loaded
+            datasets = datasets_room()
             if datasets is not None:
                 try:
                     entry["digest"] = datasets.get(edge.from_id).digest

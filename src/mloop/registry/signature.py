@@ -9,6 +9,7 @@ naming the column and the expected type; extra columns are dropped (one warning 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,13 +83,26 @@ def to_pandas(data: Any, names: list[str] | None = None) -> pd.DataFrame:
     raise InvalidInput(f"cannot use a {type(data).__name__} as model input; pass a pandas, polars or pyarrow table")
 
 
-def read_table(data: Any) -> pd.DataFrame:
-    """`to_pandas`, also taking a dataset version (anything with `.to_pandas()`) or a dataset URI when
-    `mloop.data` is loaded (the data room sits above the registry, so it is never imported here)."""
+# The data room sits above the registry, which never imports it: the top-level package (accessing
+# `mloop.models`) installs a loader here, so dataset URIs work wherever the registry takes data.
+datasets_loader: Callable[[], Any] | None = None
+
+
+def datasets_room() -> Any:
+    """`mloop.data` if it is loaded or the top-level package can load it, else None."""
     import sys
 
+    room = sys.modules.get("mloop.data")
+    if room is None and datasets_loader is not None:
+        room = datasets_loader()
+    return room
+
+
+def read_table(data: Any) -> pd.DataFrame:
+    """`to_pandas`, also taking a dataset version (anything with `.to_pandas()`) or a dataset URI
+    (through `datasets_room()`)."""
     if isinstance(data, str):
-        datasets = sys.modules.get("mloop.data")
+        datasets = datasets_room()
         if datasets is None:
             raise InvalidInput(f"{data!r} looks like a dataset URI; pass mloop.data.get({data!r}) or a frame")
         data = datasets.get(data)

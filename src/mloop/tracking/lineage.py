@@ -25,11 +25,13 @@ def _run_node(rest: str) -> tuple[str, str]:
     return "run", run_id
 
 
-# prefix -> callable(rest) -> (kind, id); rooms add theirs on import.
+# prefix -> callable(rest) -> (kind, id). The rooms above tracking resolve their own URIs: each is
+# named here by module and function, imported on first use (tracking never imports them statically).
 RESOLVERS: dict[str, Callable[[str], tuple[str, str]]] = {
     "runs:/": _run_node,
 }
-_LAZY_ROOMS = {"models:/": "mloop.registry", "datasets:/": "mloop.data.versions"}
+_ROOM_RESOLVERS = {"models:/": ("mloop.registry", "resolve_entity"),
+                   "datasets:/": ("mloop.data.versions", "resolve_entity")}
 KINDS = ("run", "model_version", "dataset_version", "deployment", "alert", "pipeline_run")
 
 
@@ -37,10 +39,10 @@ def resolve(uri: str) -> tuple[str, str]:
     """The `(kind, id)` an entity URI names."""
     import importlib
 
-    for prefix, module in _LAZY_ROOMS.items():
+    for prefix, (module, function) in _ROOM_RESOLVERS.items():
         if uri.startswith(prefix) and prefix not in RESOLVERS:
             try:
-                importlib.import_module(module)
+                RESOLVERS[prefix] = getattr(importlib.import_module(module), function)
             except ImportError:
                 pass
     for prefix, fn in RESOLVERS.items():
