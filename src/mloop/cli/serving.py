@@ -21,7 +21,7 @@ def serve(
     batching: bool = typer.Option(True, "--batching/--no-batching",
                                   help="Coalesce concurrent requests into one model call on a worker thread "
                                        "(on by default; --no-batching runs each request's call inline)."),
-    max_batch: int = typer.Option(64, "--max-batch", min=1, help="Rows per batched model call at most."),
+    max_batch: int = typer.Option(1024, "--max-batch", min=1, help="Rows per batched model call at most."),
     max_latency_ms: float = typer.Option(0.0, "--max-latency-ms", min=0.0,
                                          help="Extra wait to fill a batch under load."),
     challenger: str = typer.Option(None, "--challenger", help="A second model URI for a canary."),

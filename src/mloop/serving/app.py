@@ -71,7 +71,7 @@ class ServingState:
     """Everything the routes share. `champion`, `challenger` and `shadow` are swapped whole on reload."""
 
     def __init__(self, champion: Served, *, challenger: Served | None = None, canary: float = 0.0,
-                 shadow: Served | None = None, batching: bool = True, max_batch: int = 64,
+                 shadow: Served | None = None, batching: bool = True, max_batch: int = 1024,
                  max_latency_ms: float = 0.0, batch_queue_rows: int = 10_000, token: str | None = None,
                  max_body: int = MAX_BODY, logger: PredictionLogger | None = None,
                  input_resolver: Callable | None = None, deployment: str = "",

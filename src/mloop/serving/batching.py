@@ -27,7 +27,7 @@ class MicroBatcher:
     unless `run_one` is given, in which case items are retried alone so one bad item fails alone.
     """
 
-    def __init__(self, run: Callable[[list], list], *, max_batch: int = 64, max_latency_ms: float = 0.0,
+    def __init__(self, run: Callable[[list], list], *, max_batch: int = 1024, max_latency_ms: float = 0.0,
                  queue_rows: int = 10_000, run_one: Callable[[Any], Any] | None = None) -> None:
         self._run = run
         self._run_one = run_one

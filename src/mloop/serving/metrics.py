@@ -67,9 +67,12 @@ class ServerMetrics:
                 return
             import numpy as np
 
-            labels, counts = np.unique(pred.astype(str), return_counts=True)
+            try:  # unique on the labels' own dtype, then one str() per class (not one per row)
+                labels, counts = np.unique(pred, return_counts=True)
+            except TypeError:  # mixed-type object labels
+                labels, counts = np.unique(pred.astype(str), return_counts=True)
             for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
-                self.child(self.predictions, version, label).inc(count)
+                self.child(self.predictions, version, str(label)).inc(count)
         else:
             hist = self.child(self.prediction_value, version)
             for v in pred.tolist()[:1000]:
