@@ -28,10 +28,14 @@ class OnnxPredictor:
         self._proba_name = next((o for o in outs if "prob" in o.lower()), outs[-1])
 
     def feed(self, df: Any) -> dict:
+        return self.feed_columns({c: df[c].to_numpy() for c in self.columns})
+
+    def feed_columns(self, columns: dict[str, np.ndarray]) -> dict:
+        """The session's inputs from one array per column (what a frame's columns would give)."""
         feed = {}
         for c in self.columns:
             kind = self.kinds[c]
-            col = df[c].to_numpy()
+            col = columns[c]
             if kind == "float":
                 arr = col.astype(np.float32)
             elif kind == "int":
@@ -42,7 +46,10 @@ class OnnxPredictor:
         return feed
 
     def predict(self, df: Any) -> tuple[np.ndarray, np.ndarray]:
-        (proba,) = self.session.run([self._proba_name], self.feed(df))
+        return self.predict_feed(self.feed(df))
+
+    def predict_feed(self, feed: dict) -> tuple[np.ndarray, np.ndarray]:
+        (proba,) = self.session.run([self._proba_name], feed)
         proba = np.asarray(proba, dtype="float64")
         return self.classes[proba.argmax(axis=1)], proba
 

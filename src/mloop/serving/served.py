@@ -270,6 +270,10 @@ class Served:
         native = self._array_native
         block = self._fast_block(columns, n) if native is not None else None
         try:
+            if self.onnx is not None:  # clean columns feed the session directly, no DataFrame
+                arrays = self._fast_arrays(columns, n)
+                if arrays is not None:
+                    return self.onnx.predict_feed(self.onnx.feed_columns(dict(zip(self.inputs, arrays, strict=True))))
             if block is not None:
                 proba = np.asarray(native.predict_proba(block), dtype="float64")
                 return self._classes_arr[proba.argmax(axis=1)], proba
