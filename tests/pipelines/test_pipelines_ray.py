@@ -81,13 +81,18 @@ def test_ray_worker_killed_mid_step_is_retried(ray_cluster, tmp_path):
 
 @pytest.mark.xdist_group("ray")
 def test_a_second_ray_address_in_one_process_is_refused_not_ignored(ray_cluster):
+    import socket
+
     from mloop.pipelines.ray_executor import RayExecutor
 
     RayExecutor().start()  # joins RAY_ADDRESS, the session cluster
     RayExecutor(address=ray_cluster).start()  # the same address again: fine
-    other = os.environ["MLOOP_TEST_RAY_CLIENT"]  # reachable, but not what this process is connected to
-    with pytest.raises(InvalidInput, match="already connected to the Ray cluster at") as info:
-        RayExecutor(address=other).start()
+    # another reachable address: a plain listening socket (a bare TCP probe of the cluster's own
+    # Ray Client port can upset its proxier, which the ray:// test below then needs)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        other = f"ray://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(InvalidInput, match="already connected to the Ray cluster at") as info:
+            RayExecutor(address=other).start()
     assert other in str(info.value) and ray_cluster in str(info.value)
 
 
