@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mloop.cli.failure import one_line, write_traceback
+
 _ADD_OPTIONS = {"--name": "name", "-n": "name", "--message": "message", "-m": "message"}
 _ADD_FLAGS = {"--force": "force", "--json": "as_json"}
 _STATUS_FLAGS = {"--json": "as_json"}
@@ -162,35 +164,14 @@ def _guarded(fn: Callable[[], int]) -> int:
         return fn()
     except MloopError as exc:
         if exc.exit_code == 3:
-            print(f"error: {_one_line(exc)}\n(traceback in {_write_traceback()})", file=sys.stderr)
+            print(f"error: {one_line(exc)}\n(traceback in {write_traceback()})", file=sys.stderr)
         else:
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            print(f"error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug or an unreachable service: keep the traceback, show one line
-        print(f"error: {type(exc).__name__}: {_one_line(exc)}\n(traceback in {_write_traceback()})",
+        print(f"error: {type(exc).__name__}: {one_line(exc)}\n(traceback in {write_traceback()})",
               file=sys.stderr)
         return 3
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _write_traceback() -> str:
-    import traceback
-    import uuid
-
-    try:
-        from mloop.config import get_settings
-
-        logs = get_settings().home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        path = logs / f"error-{uuid.uuid4().hex[:12]}.log"
-        path.write_text(traceback.format_exc())
-        return str(path)
-    except Exception:
-        traceback.print_exc()
-        return "<stderr>"

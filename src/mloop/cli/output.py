@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-import traceback
-import uuid
 from typing import Any
 
 import typer
+
+from mloop.cli.failure import one_line, write_traceback
 
 
 def _signals() -> tuple[tuple, tuple, tuple]:
@@ -38,37 +38,18 @@ def run_cli(app: typer.Typer, argv: list[str] | None = None) -> int:
         return 2
     except MloopError as exc:
         if exc.exit_code == 3:
-            path = _write_traceback()
-            print(f"error: {_one_line(exc)}\n(traceback in {path})", file=sys.stderr)
+            path = write_traceback()
+            print(f"error: {one_line(exc)}\n(traceback in {path})", file=sys.stderr)
         else:
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            print(f"error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug or an unreachable service: keep the traceback, show one line
-        path = _write_traceback()
-        print(f"error: {type(exc).__name__}: {_one_line(exc)}\n(traceback in {path})", file=sys.stderr)
+        path = write_traceback()
+        print(f"error: {type(exc).__name__}: {one_line(exc)}\n(traceback in {path})", file=sys.stderr)
         return 3
 
-
-def _one_line(exc: BaseException) -> str:
-    """The first line of an error's message (drivers append hints on further lines)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _write_traceback() -> str:
-    try:
-        from mloop.config import get_settings
-
-        logs = get_settings().home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        path = logs / f"error-{uuid.uuid4().hex[:12]}.log"
-        path.write_text(traceback.format_exc())
-        return str(path)
-    except Exception:
-        traceback.print_exc()
-        return "<stderr>"
 
 
 def print_json(data: Any) -> None:
