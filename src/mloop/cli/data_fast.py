@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mloop.cli.failure import one_line, write_traceback
+from mloop.cli.plain import json_safe, one_line, write_traceback
 
 _ADD_OPTIONS = {"--name": "name", "-n": "name", "--message": "message", "-m": "message"}
 _ADD_FLAGS = {"--force": "force", "--json": "as_json"}
@@ -143,17 +143,7 @@ def print_json(data: Any) -> None:
     """As `cli.output.print_json`: NaN and infinities as the strings "NaN", "Infinity", "-Infinity"."""
     import json
 
-    echo(json.dumps(_clean(data), indent=2, default=str, allow_nan=False))
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+    echo(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False))
 
 
 def _guarded(fn: Callable[[], int]) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from mloop.cli.failure import one_line, write_traceback
+from mloop.cli.plain import json_safe, one_line, write_traceback
 
 
 def _signals() -> tuple[tuple, tuple, tuple]:
@@ -51,21 +51,10 @@ def run_cli(app: typer.Typer, argv: list[str] | None = None) -> int:
         return 3
 
 
-
 def print_json(data: Any) -> None:
     """Print machine-readable output; NaN and infinities as the strings "NaN", "Infinity" and
     "-Infinity" (proto3's JSON mapping, which MLflow's REST API also uses), so the output stays JSON."""
-    typer.echo(json.dumps(_clean(data), indent=2, default=str, allow_nan=False))
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+    typer.echo(json.dumps(json_safe(data), indent=2, default=str, allow_nan=False))
 
 
 def console():  # noqa: ANN201
