@@ -131,6 +131,9 @@ class MetricWriter:
             self._wake.set()
 
     def _start_locked(self) -> None:
+        # A wake left set for the previous thread (close() sets one) would make the new thread flush
+        # at once instead of after its interval; every real wake-up request is set after this.
+        self._wake.clear()
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="mloop-metric-writer", daemon=True)
         self._thread.start()
