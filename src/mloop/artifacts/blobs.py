@@ -1,5 +1,8 @@
 """The content-addressed blob store over fsspec: `blobs/<2 hex>/<62 hex>` under a root URL.
 
+A local store may also hold blobs in packs (`packs/`, artifacts/packs.py: many small blobs in one
+file); every read here finds a blob wherever it is.
+
 Writes are atomic: locally a temp file in the blob's folder, then `os.replace`; on object stores a
 PUT to the final key (an object appears whole or not at all). Identical content is stored once.
 Reads stream and are verified against the digest before anything is handed out.
@@ -56,8 +59,12 @@ class BlobStore:
 
         self.is_local = isinstance(self.fs, LocalFileSystem)
         self._exclusive_writes = type(self.fs).__module__.startswith("s3fs")
+        self.packs = None
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
+            from mloop.artifacts.packs import index_for
+
+            self.packs = index_for(self.root)
 
     # -- keys -------------------------------------------------------------------------------
     def key(self, digest: str) -> str:
@@ -66,13 +73,23 @@ class BlobStore:
         return f"{self.root}/blobs/{hexpart[:2]}/{hexpart[2:]}"
 
     def local_path(self, digest: str) -> Path | None:
-        """The blob's file on this machine when the store is local (for reflinks and mmap)."""
-        return Path(self.key(digest)) if self.is_local else None
+        """The blob's own file on this machine (for reflinks and mmap): None on a remote store or
+        when the blob is packed."""
+        if not self.is_local or not os.path.exists(self.key(digest)):
+            return None
+        return Path(self.key(digest))
 
     def exists(self, digest: str) -> bool:
-        """True if the blob is stored."""
+        """True if the blob is stored (loose, or in a pack)."""
         key = self.key(digest)
-        return os.path.exists(key) if self.is_local else self.fs.exists(key)
+        if not self.is_local:
+            return self.fs.exists(key)
+        return os.path.exists(key) or self.packs.find(digest) is not None
+
+    def packed_size(self, digest: str) -> int | None:
+        """The size of a packed blob (None when it is not in a pack)."""
+        where = self.packs.find(digest) if self.packs is not None else None
+        return None if where is None else where.size
 
     # -- writing ----------------------------------------------------------------------------
     def put(self, src: bytes | str | os.PathLike) -> str:
@@ -195,6 +212,9 @@ class BlobStore:
         try:
             return open(key, "rb") if self.is_local else self.fs.open(key, "rb")
         except FileNotFoundError as exc:
+            data = self.packs.read(digest) if self.packs is not None else None  # verified
+            if data is not None:
+                return io.BytesIO(data)
             raise NotFound(f"blob {digest} is not in the artifact store {self.uri}") from exc
 
     def get(self, digest: str) -> bytes:
@@ -212,7 +232,12 @@ class BlobStore:
     def verify(self, digest: str) -> bool:
         """True if the stored content still hashes to its digest."""
         if self.is_local:
-            return digest_of_file(self.key(digest)) == digest
+            if os.path.exists(self.key(digest)) or self.packs.find(digest) is None:
+                return digest_of_file(self.key(digest)) == digest
+            try:
+                return self.packs.read(digest) is not None
+            except CorruptBlob:
+                return False
         hasher = new_hasher()
         with self.open(digest) as fh:
             while chunk := fh.read(_CHUNK):
@@ -316,8 +341,10 @@ class BlobStore:
         return sorted(k for k in keys
                       if ".tmp-" not in k.rsplit("/", 1)[-1] and not k.startswith("blobs/"))
 
-    def iter_blobs(self) -> Iterator[str]:
-        """Every stored blob's digest (for garbage collection and push)."""
+    def iter_blobs(self, *, packed: bool = True) -> Iterator[str]:
+        """Every stored blob's digest (for garbage collection and push); `packed=False`: loose ones only."""
+        if packed and self.packs is not None:
+            yield from self.packs.digests()
         base = f"{self.root}/blobs"
         try:
             found = self.fs.find(base)
@@ -329,7 +356,7 @@ class BlobStore:
                 yield "blake3:" + parts[1] + parts[2]
 
     def delete(self, digest: str) -> None:
-        """Remove a blob (garbage collection only)."""
+        """Remove a loose blob (garbage collection only; gc rewrites packs itself)."""
         key = self.key(digest)
         if self.is_local:
             if os.path.exists(key):

@@ -1,7 +1,8 @@
 """Writing a version's files out: `checkout` (to the pointer's place or a destination) and `.path`.
 
 Files are written by reflink where the filesystem has it, else copied; `link="hardlink"` links
-to the blob and makes it read-only (an in-place edit would corrupt the cache). Every blob is
+to the blob and makes it read-only (an in-place edit would corrupt the cache); a blob kept in a
+pack (artifacts/packs.py) is always copied out. Every blob is
 verified against its digest on the way out (CorruptBlob, named, and nothing written). Files that
 already hold the right content (hash cache) are left alone; a checked-out folder becomes exactly
 the version's folder.
@@ -54,14 +55,12 @@ def read_manifest(digest: str) -> list[Entry]:
     """A directory manifest, verified; from the local folder when possible."""
     root = local_blob_root()
     if root is not None:
-        path = blob_path(root, digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
+        from mloop.artifacts.packs import read_local
+
+        data = read_local(root, digest)  # loose or packed, verified
+        if data is None:
             raise NotFound(f"blob {digest} is not in the local artifact store {root}; "
-                           "fetch it with 'mloop data pull'") from exc
-        if ingest.hash_bytes(data) != digest:
-            raise CorruptBlob(f"blob {digest} in {root} does not match its digest; it was not used")
+                           "fetch it with 'mloop data pull'")
         from mloop.artifacts.manifest import decode
 
         return decode(data, digest)
@@ -106,12 +105,18 @@ def place(entry_digest: str, size: int, dest: Path, link: Link, store: BlobStore
         store.copy_to(entry_digest, dest)  # streamed and verified by the blob store
         return
     src = str(blob_path(root, entry_digest))
+    packed = None
     if not os.path.exists(src):
-        raise NotFound(f"blob {entry_digest} for {dest} is not in the local artifact store {root}; "
-                       "fetch it with 'mloop data pull'")
+        packed = _packed(root, entry_digest, dest)
+        if packed is None:
+            raise NotFound(f"blob {entry_digest} for {dest} is not in the local artifact store {root}; "
+                           "fetch it with 'mloop data pull'")
     tmp = _tmp_beside(dest)
     try:
-        if link == "hardlink":
+        if packed is not None:  # a packed blob is copied out, whatever `link` says
+            with open(tmp, "wb") as fh:
+                fh.write(packed)
+        elif link == "hardlink":
             if (ingest.hash_large(src) if size >= ingest.LARGE else ingest.hash_bytes(ingest.read_bytes(src))) \
                     != entry_digest:
                 raise _corrupt(entry_digest, dest, root)
@@ -139,12 +144,25 @@ def place(entry_digest: str, size: int, dest: Path, link: Link, store: BlobStore
             tmp.unlink()
 
 
+def _packed(root: Path, digest: str, dest: Path | str) -> bytes | None:
+    """A packed blob's bytes, verified (None when no pack holds it)."""
+    from mloop.artifacts.packs import index_for
+
+    try:
+        return index_for(root).read(digest)
+    except CorruptBlob as exc:
+        raise _corrupt(digest, Path(dest), root) from exc
+
+
 class _SmallFiles:
     """Writes many small files out of a local blob folder: one read, one hash, one write each."""
 
     def __init__(self, root: Path) -> None:
+        from mloop.artifacts.packs import index_for
+
         self.blobs = f"{root}/blobs"
         self.root = root
+        self.packed = index_for(root)
         self.made: set[str] = set()
         self.token = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.count = 0
@@ -153,15 +171,22 @@ class _SmallFiles:
         h = digest[len("blake3:"):]
         src = f"{self.blobs}/{h[:2]}/{h[2:]}"
         target = f"{dest}/{rel}"
-        try:
-            data = ingest.read_bytes(src, size)
-        except InvalidInput:
-            if not os.path.exists(src):
-                raise NotFound(f"blob {digest} for {target} is not in the local artifact store {self.root}; "
-                               "fetch it with 'mloop data pull'") from None
-            raise
-        if ingest.hash_bytes(data) != digest:
-            raise _corrupt(digest, Path(target), self.root)
+        data = None
+        if self.packed.find(digest, look_again=False) is not None:
+            data = _packed(self.root, digest, target)
+        if data is None:
+            try:
+                data = ingest.read_bytes(src, size)
+            except InvalidInput:
+                if os.path.exists(src):
+                    raise
+                data = _packed(self.root, digest, target)
+                if data is None:
+                    raise NotFound(f"blob {digest} for {target} is not in the local artifact store {self.root}; "
+                                   "fetch it with 'mloop data pull'") from None
+            else:
+                if ingest.hash_bytes(data) != digest:
+                    raise _corrupt(digest, Path(target), self.root)
         cut = target.rfind("/")
         parent, name = target[:cut], target[cut + 1:]
         if parent not in self.made:

@@ -61,7 +61,20 @@ def gc(*, dry_run: bool = True, min_age_s: float = MIN_AGE_S, store: BlobStore |
     now = time.time()
     stored = unreferenced = young = 0
     doomed: list[tuple[str, int]] = []
-    for digest in store.iter_blobs():
+    packs = store.packs.packs() if store.packs is not None else {}
+    rewrites: list[tuple[str, list]] = []  # (pack, the entries it keeps)
+    for pack, entries in packs.items():
+        stored += len(entries)
+        dead = [e for e in entries if e[0] not in live]
+        if not dead:
+            continue
+        unreferenced += len(dead)
+        if now - os.stat(pack).st_mtime < min_age_s:
+            young += len(dead)
+            continue
+        doomed += [(d, size) for d, _, size in dead]
+        rewrites.append((pack, [e for e in entries if e[0] in live]))
+    for digest in store.iter_blobs(packed=False):
         stored += 1
         if digest in live:
             continue
@@ -74,8 +87,12 @@ def gc(*, dry_run: bool = True, min_age_s: float = MIN_AGE_S, store: BlobStore |
         doomed.append((digest, size))
     stale_tmp = _stale_temp_files(store, now, min_age_s)
     if not dry_run:
+        for pack, keep in rewrites:
+            repack(store, pack, keep)
+        packed = {d for _, keep in rewrites for d, _, _ in keep}
         for digest, _ in doomed:
-            store.delete(digest)
+            if store.packs is None or digest not in packed:
+                store.delete(digest)
         for path in stale_tmp:
             try:
                 os.unlink(path)
@@ -86,18 +103,46 @@ def gc(*, dry_run: bool = True, min_age_s: float = MIN_AGE_S, store: BlobStore |
             [d for d, _ in doomed], "bytes": sum(s for _, s in doomed), "stale_temp_files": len(stale_tmp)}
 
 
+def repack(store: BlobStore, pack: str, keep: list[tuple[str, int, int]]) -> None:
+    """Replace `pack` by a pack of only the entries in `keep` (none: just remove it).
+
+    The new pack is durable and visible before the old index goes, so every kept blob stays
+    readable throughout; readers holding the old pack open keep reading it until they close it."""
+    from mloop.artifacts.packs import PackWriter
+    from mloop.data.ingest import _syncfs
+
+    if keep:
+        writer = PackWriter(store.root, f"gc-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            for digest, _, _ in keep:
+                data = store.packs.read(digest)  # verified: a damaged blob is never carried over
+                if data is None:
+                    raise MloopError(f"blob {digest} vanished from {pack} during gc; run gc again")
+                writer.add(digest, data)
+            writer.stage()
+            _syncfs(store.packs.dir)
+            writer.publish()
+        except BaseException:
+            writer.abort()
+            raise
+    os.unlink(pack[: -len(".pack")] + ".idx")  # `keep` is a strict subset: the new pack has another name
+    os.unlink(pack)
+    _syncfs(store.packs.dir)
+    store.packs.refresh()
+
+
 def _stale_temp_files(store: BlobStore, now: float, min_age_s: float) -> list[str]:
     if not store.is_local:
         return []
-    base = os.path.join(store.root, "blobs")
     out = []
-    for dirpath, _, filenames in os.walk(base):
-        for name in filenames:
-            if ".tmp-" in name:
-                full = os.path.join(dirpath, name)
-                try:
-                    if now - os.stat(full).st_mtime >= min_age_s:
-                        out.append(full)
-                except FileNotFoundError:
-                    pass
+    for base in (os.path.join(store.root, "blobs"), os.path.join(store.root, "packs")):
+        for dirpath, _, filenames in os.walk(base):
+            for name in filenames:
+                if ".tmp-" in name:
+                    full = os.path.join(dirpath, name)
+                    try:
+                        if now - os.stat(full).st_mtime >= min_age_s:
+                            out.append(full)
+                    except FileNotFoundError:
+                        pass
     return out

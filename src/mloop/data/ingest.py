@@ -4,7 +4,8 @@ Content is read at most once: a small file is read into memory, hashed and writt
 from the same bytes; a large one is copied into a temp file beside its blob (in-kernel copy), the
 copy hashed with blake3's threads over mmap, then renamed to its digest. What is stored is always
 what was hashed, even when the source changes meanwhile. Temp files are flushed with one
-`syncfs` per batch before they are renamed, instead of one fsync per file.
+`syncfs` per batch before they are renamed, instead of one fsync per file. When an add stores many
+small blobs they go into one pack (artifacts/packs.py) instead of a file each.
 """
 
 from __future__ import annotations
@@ -336,9 +337,12 @@ def _write_all(fd: int, view: memoryview) -> None:
 
 
 class _LocalWriter:
-    """Writes blobs into a local blob store folder: temp files, one syncfs, then renames."""
+    """Writes blobs into a local blob store folder: temp files (loose blobs, or one pack for many
+    small ones), one syncfs, then renames."""
 
     def __init__(self, root: str | os.PathLike, *, list_dirs: bool = False) -> None:
+        from mloop.artifacts import packs
+
         self.blobs = f"{os.fspath(root)}/blobs"
         self.pending: list[tuple[str, str]] = []  # (tmp, key)
         self.dirs: set[str] = set()
@@ -348,6 +352,14 @@ class _LocalWriter:
         # Many files: list each prefix folder once instead of one stat per blob.
         self.listed: dict[str, set[str]] | None = {} if list_dirs else None
         self.crash_mid_write = os.environ.get("MLOOP_CRASH_AT") == "blob.write"
+        self.root = root
+        self.packed = packs.index_for(root)
+        self.packed.catch_up()
+        # Many small blobs go into one pack (two files) instead of one file each; the first few are
+        # held in memory until there are enough of them to fill a pack, else they are written loose.
+        self.packer: packs.PackWriter | None = None
+        self.held: list[tuple[str, bytes]] = []
+        self.pack_limit, self.pack_from = packs.MAX_BLOB, packs.MIN_BLOBS
 
     def key(self, digest: str) -> str:
         h = digest[len(PREFIX):]
@@ -368,7 +380,7 @@ class _LocalWriter:
         """Where the blob goes if it is neither stored nor pending, else None."""
         h = digest[len(PREFIX):]
         key = f"{self.blobs}/{h[:2]}/{h[2:]}"
-        if key in self.keys:
+        if key in self.keys or self.packed.find(digest, look_again=False) is not None:
             return None
         if self.listed is None:
             return None if os.path.exists(key) else key
@@ -385,6 +397,24 @@ class _LocalWriter:
         key = self.missing_key(digest)
         if key is None:
             return
+        self.keys.add(key)
+        if len(data) >= self.pack_limit:
+            self._write_loose(key, data)
+        elif self.packer is not None:
+            self.packer.add(digest, data)
+            if self.crash_mid_write:
+                crash_point("blob.write")
+        else:
+            self.held.append((digest, data))
+            if len(self.held) >= self.pack_from:
+                from mloop.artifacts.packs import PackWriter
+
+                self.packer = PackWriter(self.root, self.token)
+                for held in self.held:
+                    self.packer.add(*held)
+                self.held.clear()
+
+    def _write_loose(self, key: str, data: bytes) -> None:
         tmp = self._tmp_for(key)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -399,7 +429,6 @@ class _LocalWriter:
         finally:
             os.close(fd)
         self.pending.append((tmp, key))
-        self.keys.add(key)
 
     def put_large(self, src: str) -> str:
         """Copy, hash the copy, keep it under its digest; returns the digest."""
@@ -424,15 +453,23 @@ class _LocalWriter:
 
     def commit(self) -> None:
         """Make every pending blob durable, then visible under its digest."""
-        if not self.pending:
+        for digest, data in self.held:  # too few to pack
+            self._write_loose(self.key(digest), data)
+        self.held.clear()
+        packed = self.packer is not None and self.packer.stage()
+        if not self.pending and not packed:
             return
-        _syncfs(self.blobs)
+        _syncfs(self.blobs if self.pending else self.packer.dir)  # type: ignore[union-attr]
         for tmp, key in self.pending:
             os.replace(tmp, key)
-        _syncfs(self.blobs)
+        if packed:
+            self.packer.publish()  # type: ignore[union-attr]
+        _syncfs(self.blobs if self.pending else self.packer.dir)  # type: ignore[union-attr]
         self.pending.clear()
 
     def abort(self) -> None:
+        if self.packer is not None:
+            self.packer.abort()
         for tmp, _ in self.pending:
             try:
                 os.unlink(tmp)

@@ -79,6 +79,10 @@ def _hash_file(path: str) -> str:
 
 def transfer(src: BlobStore, dst: BlobStore, digest: str) -> None:
     """Copy one blob from `src` to `dst`, verified against its digest before it becomes visible."""
+    if src.is_local and src.local_path(digest) is None:  # packed (or missing) in the local store
+        with src.open(digest) as fh:  # NotFound when missing; a packed blob is read verified
+            dst.put_bytes(fh.read())
+        return
     if dst.is_local:
         key = dst.key(digest)
         os.makedirs(os.path.dirname(key), exist_ok=True)
@@ -205,6 +209,9 @@ def pull(targets: list[str] | None = None, remote: str | None = None, progress: 
 
 def _size(store: BlobStore, digest: str) -> int:
     try:
-        return os.path.getsize(store.key(digest)) if store.is_local else int(store.fs.size(store.key(digest)))
+        if store.is_local:
+            packed = store.packed_size(digest)
+            return os.path.getsize(store.key(digest)) if packed is None else packed
+        return int(store.fs.size(store.key(digest)))
     except (OSError, FileNotFoundError):
         return 0
