@@ -230,3 +230,55 @@ def test_checkout_of_an_older_version_moves_the_pointer(tmp_path):
     assert run_cli("data", "checkout", "images@2", "--dest", str(tmp_path / "elsewhere"), cwd=project).returncode == 0
     assert not (tmp_path / "elsewhere.mloop").exists()
     assert "version: 1" in (project / "images.mloop").read_text()
+
+
+def test_add_of_a_folder_imports_no_sqlalchemy_and_records_the_same_row(tmp_path):
+    """A CLI add on an existing SQLite store goes through store/quick.py; its row, blob refs and the
+    next version number are what the repository path gives."""
+    from mloop.store import get_store
+    from mloop.store.data import DatasetVersionRepo
+    from mloop.store.lineage import BlobRefRepo
+
+    _tree(tmp_path / "d", n=70)  # enough small files for a pack
+    _age(tmp_path / "d")
+    first = mloop.data.add(tmp_path / "d", name="in-process", message="m")  # the repository path
+    dump = tmp_path / "modules.json"
+    code = ("import atexit, json, sys\n"
+            f"atexit.register(lambda: open({str(dump)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+            "from mloop.cli import main\nmain(['data', 'add', 'd', '--name', 'cli', '-m', 'm'])\n")
+    for _ in range(2):  # the second time: unchanged, no new version
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("unchanged: cli@1 already has this content")
+    loaded = set(json.loads(dump.read_text()))
+    assert not {m for m in loaded if m.split(".")[0] in ("sqlalchemy", "alembic", "typer", "fsspec")}
+    repo = DatasetVersionRepo(get_store())
+    assert [r["version"] for r in repo.versions("cli")] == [1]
+    ours, theirs = repo.find("cli", 1), repo.find("in-process", 1)
+    skip = {"id", "name", "created_ms"}
+    assert {k: v for k, v in ours.items() if k not in skip} == {k: v for k, v in theirs.items() if k not in skip}
+    refs = BlobRefRepo(get_store())
+    assert sorted(refs.owners(first.digest)) == [("dataset_version", "cli/1"), ("dataset_version", "in-process/1")]
+    # the quick path numbers versions after the repository's
+    (tmp_path / "d" / "extra.bin").write_bytes(b"x")
+    mloop.data.add(tmp_path / "d", name="cli")
+    (tmp_path / "d" / "extra.bin").write_bytes(b"y")
+    assert subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60).returncode == 0
+    assert [r["version"] for r in repo.versions("cli")] == [3, 2, 1]
+
+
+def test_concurrent_cli_adds_get_distinct_versions(tmp_path):
+    mloop.data.add(_tree(tmp_path / "seed", n=2), name="c")  # the store exists: every CLI add is quick
+    for i in range(4):
+        _tree(tmp_path / f"t{i}", n=3, seed=10 + i)
+    procs = [subprocess.Popen([sys.executable, "-m", "mloop", "data", "add", f"t{i}", "--name", "c"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    from mloop.store import get_store
+    from mloop.store.data import DatasetVersionRepo
+
+    rows = DatasetVersionRepo(get_store()).versions("c")
+    assert sorted(r["version"] for r in rows) == [1, 2, 3, 4, 5]
+    assert len({r["digest"] for r in rows}) == 5

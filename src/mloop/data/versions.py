@@ -26,15 +26,14 @@ from mloop.data.checks import run_checks
 from mloop.data.hashcache import HashCache
 from mloop.data.profile import Profile, table_files
 from mloop.errors import InvalidInput, NotFound
-from mloop.store.data import OWNER_KIND, DatasetVersionRepo
-from mloop.store.db import get_store
-from mloop.store.lineage import LineageRepo
+from mloop.store.data_quick import OWNER_KIND
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
     from mloop.artifacts.manifest import Entry
+    from mloop.store.data import DatasetVersionRepo
 
 log = logging.getLogger(__name__)
 
@@ -271,43 +270,81 @@ def _add(path: Path, name: str, message: str | None, check: Callable | None, for
     blobs = list(extra)
     if profile is not None:
         profile._data["sample"]["digest"] = extra[1]
-    repo = DatasetVersionRepo(get_store())
-    latest = repo.latest(name)
-    if latest is not None and latest["digest"] == manifest and bool(latest["is_dir"]) == is_dir:
-        dv = DatasetVersion(latest, entries=entries, created=False)
-        log.info("dataset %s@%s already has this content (%s); no new version", name, latest["version"], manifest)
+    with _Rows() as rows:
+        latest = rows.latest(name)
+        if latest is not None and latest["digest"] == manifest and bool(latest["is_dir"]) == is_dir:
+            dv = DatasetVersion(latest, entries=entries, created=False)
+            log.info("dataset %s@%s already has this content (%s); no new version", name, latest["version"], manifest)
+            if write_pointer:
+                _write_pointer(path, dv)
+            return dv
+        record = {
+            "name": name,
+            "digest": manifest,
+            "is_dir": is_dir,
+            "format": fmt,
+            "file_count": len(files),
+            "size": sum(f.st.st_size for f in files),
+            "rows": profile.rows if profile else None,
+            "schema": profile.schema if profile else None,
+            "profile": profile.to_dict() if profile else None,
+            "source": None if table is not None else _source_text(path),
+            "message": message,
+            "forced": False,
+        }
+        staged = DatasetVersion({**record, "version": None}, staged_path=path, entries=entries, profile=profile)
+        refusals = run_checks(staged, check, force=force)
+        if refusals:
+            record["forced"] = True
+        crash_point("data.add.before_commit")
+
+        def before_commit(conn: Any, row: dict) -> None:
+            crash_point("data.add.in_transaction")
+
+        row = rows.insert(record, blobs, before_commit)
+        dv = DatasetVersion(row, entries=entries, profile=profile)
+        log.info("dataset %s@%s: %d file(s), %s", name, row["version"], len(files), manifest)
         if write_pointer:
             _write_pointer(path, dv)
         return dv
-    record = {
-        "name": name,
-        "digest": manifest,
-        "is_dir": is_dir,
-        "format": fmt,
-        "file_count": len(files),
-        "size": sum(f.st.st_size for f in files),
-        "rows": profile.rows if profile else None,
-        "schema": profile.schema if profile else None,
-        "profile": profile.to_dict() if profile else None,
-        "source": None if table is not None else _source_text(path),
-        "message": message,
-        "forced": False,
-    }
-    staged = DatasetVersion({**record, "version": None}, staged_path=path, entries=entries, profile=profile)
-    refusals = run_checks(staged, check, force=force)
-    if refusals:
-        record["forced"] = True
-    crash_point("data.add.before_commit")
 
-    def before_commit(conn: Any, row: dict) -> None:
-        crash_point("data.add.in_transaction")
 
-    row = repo.insert(record, blobs, before_commit=before_commit)
-    dv = DatasetVersion(row, entries=entries, profile=profile)
-    log.info("dataset %s@%s: %d file(s), %s", name, row["version"], len(files), manifest)
-    if write_pointer:
-        _write_pointer(path, dv)
-    return dv
+class _Rows:
+    """Where `add` reads the latest row and inserts the next: store/quick.py's stdlib connection when it
+    applies (a CLI add on SQLite never imports SQLAlchemy), else the repository."""
+
+    def __init__(self) -> None:
+        from mloop.store.quick import connect
+
+        self.quick = connect(get_settings().tracking_uri)
+
+    def __enter__(self) -> _Rows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.quick is not None:
+            self.quick.close()
+
+    def latest(self, name: str) -> dict | None:
+        if self.quick is None:
+            return _repo().latest(name)
+        from mloop.store import data_quick
+
+        return data_quick.latest(self.quick, name)
+
+    def insert(self, record: dict, blobs: list[str], before_commit: Callable) -> dict:
+        if self.quick is None:
+            return _repo().insert(record, blobs, before_commit=before_commit)
+        from mloop.store import data_quick
+
+        return data_quick.insert(self.quick, record, blobs, before_commit=before_commit)
+
+
+def _repo() -> DatasetVersionRepo:
+    from mloop.store.data import DatasetVersionRepo
+    from mloop.store.db import get_store
+
+    return DatasetVersionRepo(get_store())
 
 
 def _source_text(path: Path) -> str:
@@ -333,7 +370,7 @@ def resolve(uri: str | DatasetVersion, include_deleted: bool = False) -> Dataset
     if isinstance(uri, DatasetVersion):
         return uri
     name, kind, value = parse_uri(str(uri))
-    repo = DatasetVersionRepo(get_store())
+    repo = _repo()
     if kind == "version":
         row = repo.find(name, int(value))  # type: ignore[arg-type]
         if row is None or (row["lifecycle_stage"] == "deleted" and not include_deleted):
@@ -377,6 +414,9 @@ def use(uri: str | DatasetVersion, run: Any = None) -> DatasetVersion:
         run = active_run()
     if run is not None:
         run_id = run if isinstance(run, str) else run.id
+        from mloop.store.db import get_store
+        from mloop.store.lineage import LineageRepo
+
         LineageRepo(get_store()).add((OWNER_KIND, dv.lineage_id), "input", ("run", run_id))
     return dv
 
@@ -391,13 +431,13 @@ def resolve_entity(rest: str) -> tuple[str, str]:
 
 def list_datasets() -> list[dict]:
     """One summary per dataset name: number of versions, latest version, last update (ms)."""
-    return DatasetVersionRepo(get_store()).names()
+    return _repo().names()
 
 
 def log_versions(name: str, include_deleted: bool = False) -> list[DatasetVersion]:
     """Every version of `name`, newest first."""
     check_name(name)
-    rows = DatasetVersionRepo(get_store()).versions(name, include_deleted=include_deleted)
+    rows = _repo().versions(name, include_deleted=include_deleted)
     if not rows:
         raise NotFound(f"no dataset named {name!r}; add one with 'mloop data add PATH --name {name}'")
     return [DatasetVersion(r, created=False) for r in rows]
@@ -406,12 +446,12 @@ def log_versions(name: str, include_deleted: bool = False) -> list[DatasetVersio
 def delete(uri: str) -> DatasetVersion:
     """Soft-delete a version (it stays stored; `restore` brings it back)."""
     dv = resolve(uri)
-    DatasetVersionRepo(get_store()).set_stage(dv.name, dv.version, "deleted")
+    _repo().set_stage(dv.name, dv.version, "deleted")
     return resolve(f"{dv.name}/{dv.version}", include_deleted=True)
 
 
 def restore(uri: str) -> DatasetVersion:
     """Undo `delete`."""
     dv = resolve(uri, include_deleted=True)
-    DatasetVersionRepo(get_store()).set_stage(dv.name, dv.version, "active")
+    _repo().set_stage(dv.name, dv.version, "active")
     return resolve(f"{dv.name}/{dv.version}")

@@ -28,12 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from mloop.errors import Conflict, NotFound
+from mloop.store.data_quick import OWNER_KIND
 from mloop.store.db import Store
 from mloop.store.lineage import BlobRefRepo
 from mloop.store.schema import BigId, current_user, metadata, now_ms
 from mloop.store.versions import insert_versioned
-
-OWNER_KIND = "dataset_version"
 
 dataset_versions = Table(
     "dataset_versions",

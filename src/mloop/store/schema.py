@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-import time
-
 from sqlalchemy import BigInteger, Integer, MetaData
+
+from mloop.store.stamps import current_user, now_ms  # noqa: F401 - re-exported: every room imports them here
 
 metadata = MetaData(
     naming_convention={
@@ -19,19 +17,3 @@ metadata = MetaData(
 
 # An auto-incrementing 64-bit id: BIGINT on PostgreSQL, the rowid alias on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def now_ms() -> int:
-    """Milliseconds since the epoch, UTC: how every timestamp is stored."""
-    return time.time_ns() // 1_000_000
-
-
-def current_user() -> str:
-    """Who is writing: `MLOOP_USER` if set, else the login name."""
-    user = os.environ.get("MLOOP_USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers)
-        return "unknown"

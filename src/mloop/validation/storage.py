@@ -102,9 +102,22 @@ def detach(dataset_name: str) -> bool:
 
 def attached_suite(dataset_name: str) -> Suite | None:
     """The suite attached to `dataset_name`, or None."""
-    _, attachments = _repos()
-    row = attachments.get(dataset_name)
+    row = _attachment(dataset_name)
     return None if row is None else get_suite(row["suite"])
+
+
+def _attachment(dataset_name: str) -> dict | None:
+    # A CLI `data add` asks this of every add: one row, through the stdlib driver when it applies.
+    from mloop.config import get_settings
+    from mloop.store import quick
+
+    conn = quick.connect(get_settings().tracking_uri)
+    if conn is None:
+        return _repos()[1].get(dataset_name)
+    try:
+        return quick.one_row(conn, "SELECT * FROM validation_attachments WHERE dataset = ?", dataset_name)
+    finally:
+        conn.close()
 
 
 def check_dataset(staged: Any) -> None:
