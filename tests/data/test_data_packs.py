@@ -15,7 +15,7 @@ import pytest
 import mloop
 from mloop.artifacts import packs
 from mloop.config import get_settings
-from mloop.errors import CorruptBlob
+from mloop.errors import CorruptBlob, NotFound
 
 
 def _tree(root: Path, n: int = 80, seed: int = 3, big: bool = True) -> Path:
@@ -77,7 +77,7 @@ def test_an_unchanged_tree_under_another_name_writes_no_new_blobs(tmp_path):
     assert store.get(next(e.digest for e in dv3.files if e.path == "d0/f000.bin")) == b"changed"
 
 
-def test_a_damaged_pack_is_refused_by_name_and_nothing_is_written(tmp_path):
+def test_a_damaged_pack_is_refused_by_name_and_nothing_is_written(tmp_path, caplog):
     store = mloop.artifacts.get_blob_store()
     src = _tree(tmp_path / "ds", big=False)
     dv = mloop.data.add(src, name="ds")
@@ -94,12 +94,22 @@ def test_a_damaged_pack_is_refused_by_name_and_nothing_is_written(tmp_path):
     with pytest.raises(CorruptBlob, match=victim.digest):
         mloop.data.checkout("ds@1", dest=tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    # a damaged index is named, with what to do
+    # a damaged index is named, with what to do; its blobs read as missing, nothing else breaks
     index = where.pack[: -len(".pack")] + ".idx"
     data = bytearray(Path(index).read_bytes())
     data[20] ^= 0xFF
     with pytest.raises(CorruptBlob, match="pack index .* is damaged"):
         packs.decode_index(bytes(data), index)
+    loose = store.put_bytes(b"a loose blob")
+    Path(index).write_bytes(bytes(data))
+    packs._forget()
+    store = mloop.artifacts.BlobStore(store.uri)
+    with caplog.at_level("WARNING", logger="mloop.artifacts.packs"):
+        assert not store.exists(victim.digest)
+    assert "is damaged" in caplog.text
+    assert store.get(loose) == b"a loose blob"
+    with pytest.raises(NotFound, match=victim.digest):
+        store.get(victim.digest)
 
 
 def test_a_pack_written_by_another_process_is_seen_at_once(tmp_path):

@@ -12,6 +12,7 @@ This module needs only the standard library and blake3 (`mloop data add` imports
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import struct
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 import blake3
 
 from mloop.errors import CorruptBlob
+
+log = logging.getLogger(__name__)
 
 PREFIX = "blake3:"
 MAGIC = b"MLOOPPK1"
@@ -59,6 +62,7 @@ class PackIndex:
         self._where: dict[bytes, tuple[str, int, int]] = {}
         self._loaded: set[str] = set()
         self._seen_mtime: int | None = None
+        self._looked = False
         self._lock = threading.Lock()
         self._fds: dict[str, int] = {}
 
@@ -70,7 +74,7 @@ class PackIndex:
         key = _raw(digest)
         if key is None:
             return None
-        if not self._loaded and self._seen_mtime is None:
+        if not self._looked:
             self.refresh()
         hit = self._where.get(key)
         if hit is None and look_again and self._may_have_changed():
@@ -97,7 +101,7 @@ class PackIndex:
     def catch_up(self) -> None:
         """Read the packs written since this index last looked (a writer calls this once, then finds
         with `look_again=False`)."""
-        if self._may_have_changed() or (not self._loaded and self._seen_mtime is None):
+        if not self._looked or self._may_have_changed():
             self.refresh()
 
     def _may_have_changed(self) -> bool:
@@ -112,6 +116,7 @@ class PackIndex:
     def refresh(self) -> None:
         """Read the index files written since the last look, and forget packs that are gone."""
         with self._lock:
+            self._looked = True
             try:
                 self._seen_mtime = os.stat(self.dir).st_mtime_ns
                 names = {n for n in os.listdir(self.dir) if n.endswith(".idx") and ".tmp-" not in n}
@@ -130,10 +135,15 @@ class PackIndex:
                 data = fh.read()
         except FileNotFoundError:  # removed by gc meanwhile
             return
-        pack = path[: -len(".idx")] + ".pack"
-        for key, offset, size in decode_index(data, path):
-            self._where[key] = (pack, offset, size)
         self._loaded.add(name)
+        try:
+            records = decode_index(data, path)
+        except CorruptBlob as exc:  # its blobs read as missing; every other pack stays usable
+            log.warning("%s", exc)
+            return
+        pack = path[: -len(".idx")] + ".pack"
+        for key, offset, size in records:
+            self._where[key] = (pack, offset, size)
 
     def _forget(self, names: set[str]) -> None:
         packs = {f"{self.dir}/{n[: -len('.idx')]}.pack" for n in names}
