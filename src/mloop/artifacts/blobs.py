@@ -39,6 +39,16 @@ def _filesystem(uri: str):  # noqa: ANN202
     return fs, root.rstrip("/")
 
 
+def _plain_local_root(uri: str) -> str | None:
+    """The root of a store at an absolute, normalised local path (what fsspec would make of it),
+    else None (fsspec decides)."""
+    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    if "://" in path or "::" in path or not os.path.isabs(path):
+        return None
+    path = path.rstrip("/")
+    return path if path and os.path.normpath(path) == path else None
+
+
 def _storage_options(uri: str) -> dict:
     if uri.startswith("s3://"):
         opts: dict = {"use_listings_cache": False}
@@ -54,17 +64,29 @@ class BlobStore:
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.fs, self.root = _filesystem(uri)
-        from fsspec.implementations.local import LocalFileSystem
+        self.root = _plain_local_root(uri)
+        self._fs = None  # a plain local folder needs only os calls: fsspec is imported on first use of .fs
+        if self.root is None:
+            self._fs, self.root = _filesystem(uri)
+            from fsspec.implementations.local import LocalFileSystem
 
-        self.is_local = isinstance(self.fs, LocalFileSystem)
-        self._exclusive_writes = type(self.fs).__module__.startswith("s3fs")
+            self.is_local = isinstance(self._fs, LocalFileSystem)
+        else:
+            self.is_local = True
+        self._exclusive_writes = type(self._fs).__module__.startswith("s3fs")
         self.packs = None
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
             from mloop.artifacts.packs import index_for
 
             self.packs = index_for(self.root)
+
+    @property
+    def fs(self):  # noqa: ANN201
+        """The fsspec filesystem of the store."""
+        if self._fs is None:
+            self._fs, _ = _filesystem(self.uri)
+        return self._fs
 
     # -- keys -------------------------------------------------------------------------------
     def key(self, digest: str) -> str:
