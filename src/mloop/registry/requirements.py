@@ -5,6 +5,7 @@ at load that warns when installed versions differ from the manifest's.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -23,6 +24,16 @@ def installed(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def listed(dist: str) -> str | None:
+    """The installed version of a distribution as its `name-version.dist-info` folder on sys.path
+    names it (the listing the run's environment record already made: no METADATA parsing), else
+    from importlib.metadata."""
+    from mloop.tracking.environment import installed_packages
+
+    found = installed_packages().get(re.sub(r"[-_.]+", "-", dist).lower())
+    return found if found is not None else installed(dist)
 
 
 @lru_cache(maxsize=1)
@@ -81,7 +92,7 @@ def requirements(model: Any, packages: tuple[str, ...], known: dict[str, str] | 
 
     def version_of(dist: str) -> str | None:
         if dist not in found:
-            found[dist] = installed(dist)
+            found[dist] = listed(dist)
         return found[dist]
 
     dists = list(packages)
@@ -104,7 +115,7 @@ def requirements(model: Any, packages: tuple[str, ...], known: dict[str, str] | 
 
 def versions(packages: tuple[str, ...]) -> dict[str, str]:
     """Installed versions of the flavor's packages."""
-    return {p: v for p in packages if (v := installed(p)) is not None}
+    return {p: v for p in packages if (v := listed(p)) is not None}
 
 
 def check(manifest: dict, label: str, *, known: dict[str, str] | None = None) -> None:
