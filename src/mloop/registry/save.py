@@ -148,7 +148,6 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
 
 def _register(info: ModelInfo, name: str, run_id: str | None, *, tags: dict | None, description: str | None
               ) -> ModelVersion:
-    from mloop.registry.versions import get
     from mloop.store.db import get_store
     from mloop.store.registry import ModelRepo
 
@@ -160,10 +159,10 @@ def _register(info: ModelInfo, name: str, run_id: str | None, *, tags: dict | No
         "description": description,
     }
     edges = [(("run", run_id), "produced")] if run_id else []
-    version = ModelRepo(get_store()).create_version(
-        row, tags={str(k): str(v) for k, v in (tags or {}).items()}, edges=edges,
-        blobs=[info.digest, m.get("validation_data") or ""])
-    return get(f"{name}/{version}")
+    repo = ModelRepo(get_store())
+    version = repo.create_version(row, tags={str(k): str(v) for k, v in (tags or {}).items()}, edges=edges,
+                                  blobs=[info.digest, m.get("validation_data") or ""])
+    return ModelVersion.from_row(repo.version(name, version))  # the committed row, read once
 
 
 def register_logged(run_id: str, path: str, name: str, *, tags: dict | None = None,
