@@ -1,0 +1,204 @@
+"""Micro-batching in both of its modes (a batch on the event loop for fast models, on the worker
+thread for slow ones): every caller gets exactly its own results, a failing item fails alone, the
+mode follows the measured call time, and through HTTP the answers equal the model's own."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from serving_helpers import FEATURES, ServerThread, churn_frame
+
+from mloop.serving import create_app
+from mloop.serving.app import _cork, _uncork
+from mloop.serving.batching import MicroBatcher
+
+MODES = {"inline": {"inline_below_ms": 1e9, "call_estimate": 0.0},
+         "thread": {"inline_below_ms": 0.0, "call_estimate": None}}
+
+
+def run_batches(batcher: MicroBatcher, items: list, rows: list[int] | None = None) -> list:
+    """Submit every item at once from one event loop; each caller's result or exception, in order."""
+    async def main() -> list:
+        rs = rows or [1] * len(items)
+        return await asyncio.gather(*(batcher.submit(i, r) for i, r in zip(items, rs, strict=True)),
+                                    return_exceptions=True)
+
+    try:
+        return asyncio.run(main())
+    finally:
+        batcher.close()
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_each_caller_gets_its_own_results(mode):
+    seen_threads, calls = set(), []
+
+    def run(items):
+        seen_threads.add(threading.get_ident())
+        calls.append(len(items))
+        return [(i, i * i) for i in items]
+
+    b = MicroBatcher(run, max_batch=16, **MODES[mode])
+    out = run_batches(b, list(range(100)))
+    assert out == [(i, i * i) for i in range(100)]
+    assert sum(calls) == 100 and max(calls) <= 16 and len(calls) < 100  # coalesced, bounded
+    assert b.batches == len(calls)
+    on_loop = seen_threads == {threading.get_ident()}  # asyncio.run runs the loop on this thread
+    assert on_loop == (mode == "inline")
+    assert b.inline_batches == (len(calls) if mode == "inline" else 0)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_rows_bound_batches_and_big_items_go_alone(mode):
+    calls = []
+
+    def run(items):
+        calls.append(list(items))
+        return [-i for i in items]
+
+    b = MicroBatcher(run, max_batch=10, **MODES[mode])
+    sizes = [3, 3, 3, 3, 25, 1, 9, 2]
+    out = run_batches(b, list(range(len(sizes))), sizes)
+    assert out == [-i for i in range(len(sizes))]
+    for batch in calls:
+        assert len(batch) == 1 or sum(sizes[i] for i in batch) <= 10
+    assert [4] in calls  # the 25-row item exceeds the bound alone
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_failing_item_fails_alone(mode):
+    def run(items):
+        if any(i % 7 == 3 for i in items):
+            raise ValueError("a bad item in the batch")
+        return [i + 0.5 for i in items]
+
+    def run_one(item):
+        if item % 7 == 3:
+            raise ValueError(f"bad item {item}")
+        return item + 0.5
+
+    b = MicroBatcher(run, run_one=run_one, **MODES[mode])
+    out = run_batches(b, list(range(50)))
+    for i, got in enumerate(out):
+        if i % 7 == 3:
+            assert isinstance(got, ValueError) and str(got) == f"bad item {i}"
+        else:
+            assert got == i + 0.5
+
+
+def test_the_mode_follows_the_measured_call_time():
+    slow = {"on": False}
+
+    def run(items):
+        if slow["on"]:
+            time.sleep(0.02)
+        return list(items)
+
+    b = MicroBatcher(run, inline_below_ms=5.0, call_estimate=None)
+    assert not b.inline  # unknown: the thread until measured
+
+    async def one(i):
+        return await b.submit(i, 1)
+
+    try:
+        assert asyncio.run(one(1)) == 1
+        assert b.inline and b.call_seconds < 0.005  # a fast call measured: the loop next
+        slow["on"] = True
+        assert asyncio.run(one(2)) == 2  # runs inline, and is measured slow
+        assert not b.inline  # one slow call is enough to move to the thread
+        assert asyncio.run(one(3)) == 3
+        inline_before = b.inline_batches
+        slow["on"] = False
+        for i in range(10):
+            assert asyncio.run(one(i)) == i
+        assert b.inline and b.inline_batches > inline_before  # fast again: back on the loop
+    finally:
+        b.close()
+
+
+def test_a_slow_model_at_load_starts_on_the_thread():
+    slow = MicroBatcher(lambda items: list(items), inline_below_ms=2.0, call_estimate=0.010)
+    fast = MicroBatcher(lambda items: list(items), inline_below_ms=2.0, call_estimate=0.0001)
+    assert not slow.inline and fast.inline
+    assert run_batches(slow, [1, 2]) == [1, 2] and slow.inline_batches == 0
+    assert run_batches(fast, [1, 2]) == [1, 2] and fast.inline_batches == fast.batches
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_http_batches_equal_the_model_in_both_modes(churn_model, mode):
+    mv, pipe = churn_model
+    df = churn_frame(500, seed=5)
+    df.loc[df.index % 37 == 5, "income"] = None  # NaN: this estimator refuses it, so those fail alone
+    bad = set(np.flatnonzero(df["income"].isna().to_numpy()))
+    good = df.drop(index=sorted(bad))
+    proba = pipe.predict_proba(good[FEATURES])
+    want = dict(zip(good.index, zip(pipe.classes_[proba.argmax(axis=1)].tolist(), proba[:, 1], strict=True),
+                    strict=True))
+    app = create_app("churn@champion", batching=True, max_batch=32, reload_interval=0,
+                     inline_below_ms=MODES[mode]["inline_below_ms"])
+    batcher = app.state.serving.batcher
+    assert batcher.inline == (mode == "inline")
+    local = threading.local()
+
+    def call(i):
+        if not hasattr(local, "c"):
+            local.c = httpx.Client(base_url=srv.url, timeout=60)
+        row = df.iloc[i:i + 1][FEATURES].astype(object).where(df.iloc[i:i + 1][FEATURES].notna(), None)
+        return i, local.c.post("/predict", json=row.to_dict("records"))
+
+    with ServerThread(app) as srv:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(call, range(len(df))))
+    for i, r in results:
+        if i in bad:
+            assert r.status_code == 422, r.text
+        else:
+            assert r.status_code == 200, r.text
+            doc = r.json()
+            assert doc["predictions"] == [want[i][0]]
+            assert doc["probabilities"][0]["1"] == pytest.approx(want[i][1], rel=1e-9)
+    assert (batcher.inline_batches > 0) == (mode == "inline")
+    assert batcher.batches < len(df)  # some requests shared a call
+
+
+def test_cork_and_uncork_a_real_tcp_socket():
+    if not hasattr(socket, "TCP_CORK"):
+        pytest.skip("TCP_CORK is Linux-only")
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    conn, _ = server.accept()
+
+    class Transport:
+        def get_extra_info(self, name):
+            return conn if name == "socket" else None
+
+    class Cycle:
+        transport = Transport()
+
+        async def send(self, message):
+            pass
+
+    try:
+        sock = _cork(Cycle().send)
+        assert sock is conn and conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
+        conn.sendall(b"head")
+        conn.sendall(b"body")
+        _uncork(sock)
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+        got = b""
+        while len(got) < 8:
+            got += client.recv(16)
+        assert got == b"headbody"
+        assert _cork(lambda message: None) is None  # not uvicorn's send: nothing to cork
+        conn.close()
+        _uncork(sock)  # a closed socket: no error
+    finally:
+        client.close()
+        server.close()
