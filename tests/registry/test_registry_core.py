@@ -343,3 +343,12 @@ def test_manifest_yaml_reads_back_equal(tracking_uri, fitted):
     blobs = get_blob_store()
     entry = next(e for e in blobs.read_manifest(mv.digest) if e.path == "mloop-model.yaml")
     assert same(mv.manifest, yaml.safe_load(blobs.get(entry.digest)))
+
+
+def test_register_returns_the_record_get_reads(tracking_uri, fitted):
+    pipe, X, _ = fitted
+    mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True)
+    mv = mloop.models.log_model(pipe, "churn", input_example=X.head(), register=True, tags={"team": "risk"},
+                                description="second")
+    assert mv.version == 2 and mv.tags == {"team": "risk"} and mv.description == "second" and mv.aliases == []
+    assert mv == mloop.models.get("churn/2")

@@ -159,10 +159,10 @@ def _register(info: ModelInfo, name: str, run_id: str | None, *, tags: dict | No
         "description": description,
     }
     edges = [(("run", run_id), "produced")] if run_id else []
-    repo = ModelRepo(get_store())
-    version = repo.create_version(row, tags={str(k): str(v) for k, v in (tags or {}).items()}, edges=edges,
-                                  blobs=[info.digest, m.get("validation_data") or ""])
-    return ModelVersion.from_row(repo.version(name, version))  # the committed row, read once
+    created = ModelRepo(get_store()).create_version(
+        row, tags={str(k): str(v) for k, v in (tags or {}).items()}, edges=edges,
+        blobs=[info.digest, m.get("validation_data") or ""])
+    return ModelVersion.from_row(created)
 
 
 def register_logged(run_id: str, path: str, name: str, *, tags: dict | None = None,

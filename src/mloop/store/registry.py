@@ -208,12 +208,13 @@ class ModelRepo:
     # -- versions ---------------------------------------------------------------------------
     def create_version(self, row: dict, tags: dict[str, str] | None = None,
                        edges: Sequence[tuple[tuple[str, str], str]] = (),
-                       blobs: Sequence[str] = ()) -> int:
+                       blobs: Sequence[str] = ()) -> dict:
         """Insert the next version of `row["name"]` with its tags, blob refs and lineage edges
-        (`((from_kind, from_id), relation)` pointing at the new version); returns the number."""
+        (`((from_kind, from_id), relation)` pointing at the new version); returns the version row
+        as inserted, in the shape `version()` reads (no aliases yet)."""
         name = row["name"]
 
-        def write(conn: Connection, version: int) -> int:
+        def write(conn: Connection, version: int) -> dict:
             self.ensure_model_in(conn, name)
             ts = now_ms()
             values = {**row, "version": version, "created_ms": ts, "updated_ms": ts, "user": current_user(),
@@ -221,7 +222,8 @@ class ModelRepo:
             for col in JSON_COLS:
                 values[col] = json.dumps(values.get(col) if values.get(col) is not None else
                                          ([] if col == "datasets" else {}), default=str)
-            conn.execute(model_versions.insert(), values)
+            inserted = conn.execute(model_versions.insert(), values)
+            values["id"] = inserted.inserted_primary_key[0]
             ident = f"{name}/{version}"
             if tags:
                 conn.execute(model_version_tags.insert(), [
@@ -231,9 +233,10 @@ class ModelRepo:
             for source, relation in edges:
                 LineageRepo.add_in(conn, source, relation, ("model_version", ident))
             conn.execute(update(registered_models).where(registered_models.c.name == name).values(updated_ms=ts))
-            return version
+            created = decode_version_row({c.name: values.get(c.name) for c in model_versions.c})
+            return {**created, "tags": dict(tags or {}), "aliases": []}
 
-        return int(insert_versioned(self.store, model_versions, "name", name, write))
+        return insert_versioned(self.store, model_versions, "name", name, write)  # type: ignore[return-value]
 
     def version(self, name: str, version: int) -> dict | None:
         mv = model_versions.c
