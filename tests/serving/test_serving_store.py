@@ -98,3 +98,25 @@ def test_logger_bounds_flushes_and_counts_drops():
     for it in items(3, T0, 1):
         log.log(*it)
     assert log.close() == (0, 3)
+
+
+@pytest.mark.parametrize("shape", ["one-row", "mixed"])
+def test_build_table_lays_rows_out_like_row_by_row(shape):
+    rng = np.random.default_rng(3)
+    its, want = [], []
+    for i in range(40):
+        n = 1 if shape == "one-row" else 1 + i % 3
+        x = rng.normal(size=n)
+        pred = np.array(["a" if v > 0 else "b" for v in x], dtype=object)
+        proba = rng.random((n, 2))
+        cols = {"x": x if i % 2 else x.tolist(), "s": [f"s{i}.{j}" for j in range(n)]}
+        # proba as a model call's [n, 2] slice, or flat (any shape reshapes to [n, k])
+        its.append((TARGET, f"r{i}", T0 + i, 0.5 + i, cols, n, pred, proba if i % 3 else proba.reshape(-1)))
+        for j in range(n):
+            want.append({"request_id": f"r{i}" if n == 1 else f"r{i}:{j}", "latency_ms": 0.5 + i, "x": x[j],
+                         "s": f"s{i}.{j}", "prediction": pred[j], "proba_a": proba[j, 0], "proba_b": proba[j, 1]})
+    got = build_table(TARGET, its).to_pylist()
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert {k: g[k] for k in w} == w
+        assert g["model"] == "m" and g["version"] == 3 and g["deployment"] == "d1"

@@ -163,20 +163,38 @@ def _column_array(values: list, typ: Any) -> Any:
 
 
 def _flat(parts: Sequence[Any]) -> list:
+    if all(type(p) is list for p in parts):  # what the JSON parsers give: one C-level pass
+        return list(itertools.chain.from_iterable(parts))
     out: list = []
     for p in parts:
         out.extend(p.tolist() if isinstance(p, np.ndarray) else p)
     return out
 
 
+def _stacked(parts: list, ns: list[int], ndim: int) -> np.ndarray:
+    """The requests' output arrays end to end: `[total]` predictions or `[total, k]` probabilities
+    (a model call's outputs already have that shape: slices of the batch's arrays)."""
+    if all(type(p) is np.ndarray and p.ndim == ndim for p in parts):
+        return np.concatenate(parts)
+    if ndim == 1:
+        return np.concatenate([np.asarray(p).reshape(-1) for p in parts])
+    return np.concatenate([np.asarray(p, dtype="float64").reshape(n, -1) for p, n in zip(parts, ns, strict=True)])
+
+
 def build_table(target: LogTarget, items: list[tuple]) -> Any:
     """Log rows of one target as an arrow table in the schema `store.serving.log_schema` describes."""
     import pyarrow as pa
 
-    total = sum(i[5] for i in items)
-    rids = list(itertools.chain.from_iterable(_request_ids(i[1], i[5]) for i in items))
-    ts = np.repeat(np.asarray([i[2] for i in items], dtype="int64"), [i[5] for i in items])
-    lat = np.repeat(np.asarray([i[3] for i in items], dtype="float64"), [i[5] for i in items])
+    ns = [i[5] for i in items]
+    total = sum(ns)
+    if total == len(items):  # one row per request (the common case): no ":<row>" suffixes
+        rids = [i[1] for i in items]
+        ts = np.fromiter((i[2] for i in items), "int64", len(items))
+        lat = np.fromiter((i[3] for i in items), "float64", len(items))
+    else:
+        rids = list(itertools.chain.from_iterable(_request_ids(i[1], i[5]) for i in items))
+        ts = np.repeat(np.asarray([i[2] for i in items], dtype="int64"), ns)
+        lat = np.repeat(np.asarray([i[3] for i in items], dtype="float64"), ns)
     cols: dict[str, Any] = {
         "request_id": pa.array(rids, pa.string()),
         "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
@@ -187,10 +205,10 @@ def build_table(target: LogTarget, items: list[tuple]) -> Any:
     }
     for c, typ in zip(target.columns, target.arrow_types, strict=True):
         cols[c] = _column_array(_flat([i[4][c] for i in items]), typ)
-    preds = np.concatenate([np.asarray(i[6]).reshape(-1) for i in items])
+    preds = _stacked([i[6] for i in items], ns, 1)
     cols["prediction"] = pa.array(preds.tolist() if preds.dtype == object else preds)
     if target.proba_columns:
-        proba = np.concatenate([np.asarray(i[7], dtype="float64").reshape(i[5], -1) for i in items])
+        proba = _stacked([i[7] for i in items], ns, 2).astype("float64", copy=False)
         for j, name in enumerate(target.proba_columns):
             cols[name] = pa.array(proba[:, j], pa.float64())
     return pa.table(cols)
