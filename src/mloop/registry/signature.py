@@ -145,12 +145,16 @@ def dtype_name(col: pd.Series) -> str:
 def infer(example: Any, outputs: list[dict] | None = None) -> Signature:
     """The signature of an input example (a frame of a few rows)."""
     df = to_pandas(example)
-    inputs = []
     for name in df.columns:
         if not isinstance(name, str):
             raise InvalidInput(f"input column names must be strings, got {name!r}; name the columns of the example")
-        col = df[name]
-        inputs.append({"name": name, "dtype": dtype_name(col), "nullable": bool(col.isna().any()), "shape": [-1]})
+    nullable = df.isna().any(axis=0).tolist() if len(df.columns) else []  # one pass, not one per column
+    inputs = []
+    for i, (name, dt) in enumerate(df.dtypes.items()):
+        # a plain numpy bool, int or float column names its own dtype; anything else is looked at
+        kind = dt.kind if type(dt).__module__ == "numpy" else ""
+        dtype = "bool" if kind == "b" else str(dt) if kind in ("i", "u", "f") else dtype_name(df.iloc[:, i])
+        inputs.append({"name": name, "dtype": dtype, "nullable": bool(nullable[i]), "shape": [-1]})
     return Signature(inputs=inputs, outputs=outputs or [])
 
 
