@@ -6,7 +6,7 @@ logged with a run and not (necessarily) registered.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mloop.errors import InvalidInput
 
@@ -15,8 +15,7 @@ ALIAS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _SHA = re.compile(r"^sha:([0-9a-f]{8,64})$")
 
 
-@dataclass(frozen=True)
-class ModelRef:
+class ModelRef(NamedTuple):
     """A parsed URI: exactly one of `version`, `alias`, `sha`, `latest` is set (or `run_id` + `path`)."""
 
     name: str | None = None
