@@ -134,10 +134,24 @@ def test_push_and_pull_a_packed_store_through_a_folder_remote(tmp_path):
     assert pushed["pushed"] == pushed["blobs"] == len(dv.files) + 1
     remote = mloop.artifacts.BlobStore(str(tmp_path / "remote"))
     assert all(remote.local_path(e.digest) is not None for e in dv.files)  # remotes hold loose blobs
+    assert not (tmp_path / "remote" / "packs").exists()
     mloop.configure(artifact_uri=str(tmp_path / "fresh-store"))
     assert mloop.data.pull(["ds@1"])["pulled"] == len(dv.files) + 1
+    fresh = mloop.artifacts.get_blob_store()
+    big = next(e for e in dv.files if e.path == "big.bin")
+    assert set(fresh.iter_blobs(packed=False)) == {big.digest, dv.digest}  # the small files came as a pack
+    assert len(_pack_files(fresh)) == 2
     mloop.data.checkout("ds@1", dest=tmp_path / "back")
     assert _files(tmp_path / "back") == _files(src)
+    # a damaged blob on the remote is refused on arrival, named; no pack is published
+    victim = next(e for e in dv.files if e.size > 0 and e.path != "big.bin")
+    remote_file = remote.local_path(victim.digest)
+    remote_file.write_bytes(b"evil" + remote_file.read_bytes()[4:])
+    mloop.configure(artifact_uri=str(tmp_path / "third-store"))
+    with pytest.raises(CorruptBlob, match=victim.digest):
+        mloop.data.pull(["ds@1"])
+    third = mloop.artifacts.get_blob_store()
+    assert _pack_files(third) == [] and not third.exists(victim.digest)
 
 
 def test_gc_rewrites_a_pack_without_its_dead_blobs_and_keeps_the_live_ones(tmp_path):

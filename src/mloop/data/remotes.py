@@ -116,8 +116,9 @@ def transfer(src: BlobStore, dst: BlobStore, digest: str) -> None:
 
 
 def transfer_many(src: BlobStore, dst: BlobStore, digests: Iterable[str],
-                  progress: Progress | None = None) -> list[str]:
-    """Copy the blobs `dst` lacks, in parallel; returns the digests copied."""
+                  progress: Progress | None = None, *, pack: bool = False) -> list[str]:
+    """Copy the blobs `dst` lacks, in parallel; returns the digests copied. With `pack` (a pull into
+    the local store), many small blobs arrive in one pack; remotes always get one object per blob."""
     wanted = list(dict.fromkeys(digests))
     if not wanted:
         return []
@@ -126,11 +127,54 @@ def transfer_many(src: BlobStore, dst: BlobStore, digests: Iterable[str],
     done = 0
     if progress:
         progress(0, len(missing))
+    from mloop.artifacts.packs import MIN_BLOBS
+
+    if pack and dst.is_local and len(missing) >= MIN_BLOBS:
+        return _pull_packed(src, dst, missing, progress)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for _ in pool.map(lambda d: transfer(src, dst, d), missing):
             done += 1
             if progress:
                 progress(done, len(missing))
+    return missing
+
+
+def _pull_packed(src: BlobStore, dst: BlobStore, missing: list[str], progress: Progress | None) -> list[str]:
+    """Fetch many blobs into a local store: the small ones into one pack (as `add` stores them),
+    the large ones loose; all verified, and the pack visible only once every blob arrived."""
+    from mloop.artifacts.packs import MAX_BLOB, PackWriter
+    from mloop.data.ingest import _syncfs
+
+    def fetch(digest: str) -> bytes | None:
+        """The blob's bytes when it is small (verified), else None once it is stored loose."""
+        try:
+            with src.open(digest) as fh:
+                data = fh.read(MAX_BLOB)
+                more = fh.read(1)
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {digest} is not in {src.uri}") from exc
+        if more:
+            transfer(src, dst, digest)
+            return None
+        if ingest.hash_bytes(data) != digest:
+            raise CorruptBlob(f"blob {digest} from {src.uri} does not match its digest; it was not stored")
+        return data
+
+    writer = PackWriter(dst.root, f"pull-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    try:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for done, (digest, data) in enumerate(zip(missing, pool.map(fetch, missing), strict=True), start=1):
+                if data is not None:
+                    writer.add(digest, data)
+                if progress:
+                    progress(done, len(missing))
+        if writer.stage():
+            _syncfs(writer.dir)
+            writer.publish()
+            _syncfs(writer.dir)
+    except BaseException:
+        writer.abort()
+        raise
     return missing
 
 
@@ -197,7 +241,7 @@ def pull(targets: list[str] | None = None, remote: str | None = None, progress: 
         digests += _version_blobs(dv)
     for p in pointers:
         digests += [e.digest for e in local.read_manifest(p.digest)]
-    fetched += transfer_many(src, local, digests, progress)
+    fetched += transfer_many(src, local, digests, progress, pack=True)
     results = []
     if checkout:
         from mloop.data.checkout import checkout_pointer
