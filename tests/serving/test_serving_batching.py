@@ -156,6 +156,7 @@ def test_http_batches_equal_the_model_in_both_modes(churn_model, mode):
     with ServerThread(app) as srv:
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             results = list(pool.map(call, range(len(df))))
+        metrics = httpx.get(f"{srv.url}/metrics").text
     for i, r in results:
         if i in bad:
             assert r.status_code == 422, r.text
@@ -164,6 +165,13 @@ def test_http_batches_equal_the_model_in_both_modes(churn_model, mode):
             doc = r.json()
             assert doc["predictions"] == [want[i][0]]
             assert doc["probabilities"][0]["1"] == pytest.approx(want[i][1], rel=1e-9)
+    ok = len(df) - len(bad)
+    labels = [want[i][0] for i in good.index]
+    assert f'mloop_requests_total{{route="predict",version="1"}} {float(ok)}' in metrics
+    assert f'mloop_rows_total{{version="1"}} {float(ok)}' in metrics
+    assert f'mloop_request_latency_seconds_count{{route="predict"}} {float(ok)}' in metrics
+    for label in set(labels):
+        assert f'mloop_predictions_total{{label="{label}",version="1"}} {float(labels.count(label))}' in metrics
     assert (batcher.inline_batches > 0) == (mode == "inline")
     assert batcher.batches < len(df)  # some requests shared a call
 

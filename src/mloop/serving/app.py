@@ -174,12 +174,7 @@ class ServingState:
         """Log, count, and copy to the shadow: everything that happens once the answer is known."""
         latency = time.perf_counter() - t0
         self.logger.log(served.target, rid, time.time_ns() // 1_000_000, latency * 1000.0, cols, n, pred, proba)
-        m = self.metrics
-        v = served.version_text or ""
-        m.child(m.requests, route, v).inc()
-        m.child(m.latency, route).observe(latency)
-        m.child(m.rows, v).inc(n)
-        m.observe_predictions(v, pred, served.classes is not None)
+        self.metrics.answered(route, served.version_text or "", latency, n, pred, served.classes is not None)
         self.answered += 1
         if self.shadow is not None:
             self._send_shadow(rid, cols, n)

@@ -8,6 +8,7 @@ worker's values are summed by `prometheus_client.multiprocess` at scrape time.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -49,6 +50,8 @@ class ServerMetrics:
                                    "write failed)", registry=reg)
         self.feedback = Counter("mloop_feedback", "Feedback labels received", registry=reg)
         self._children: dict[tuple, Any] = {}
+        self._answer: dict[tuple[str, str], tuple] = {}
+        self._label_inc: dict[tuple[str, Any], Callable[[], None]] = {}
 
     def child(self, family: Any, *labels: str) -> Any:
         key = (id(family), *labels)
@@ -56,6 +59,25 @@ class ServerMetrics:
         if c is None:
             c = self._children[key] = family.labels(*labels)
         return c
+
+    def answered(self, route: str, version: str, latency: float, n: int, pred: Any, classification: bool) -> None:
+        """Count one answered request (the hot path: bound methods of cached children, no label
+        tuples built per request)."""
+        bound = self._answer.get((route, version))
+        if bound is None:
+            bound = self._answer[route, version] = (self.requests.labels(route, version).inc,
+                                                     self.latency.labels(route).observe, self.rows.labels(version).inc)
+        bound[0]()
+        bound[1](latency)
+        bound[2](n)
+        if classification and len(pred) == 1:
+            key = (version, pred[0])
+            inc = self._label_inc.get(key)
+            if inc is None:
+                inc = self._label_inc[key] = self.child(self.predictions, version, str(pred[0])).inc
+            inc()
+        else:
+            self.observe_predictions(version, pred, classification)
 
     def served(self, model: str, version: str | None, role: str, on: bool = True) -> None:
         self.model_version.labels(model, version or "", role).set(1 if on else 0)
