@@ -135,7 +135,10 @@ def _save(model: Any, name: str, run: Run, input_example: Any, features: str | N
         options = module.save(model, folder, trust=trust)
         manifest["trusted_types"] = options.pop("trusted_types", [])  # skops: what load may trust, exactly
         manifest["flavor_options"] = options
-        (folder / MANIFEST).write_text(manifest_yaml(manifest), encoding="utf-8")
+        import yaml
+
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        (folder / MANIFEST).write_text(yaml.dump(manifest, Dumper=dumper, sort_keys=False, allow_unicode=True))
         size = sum(p.stat().st_size for p in folder.iterdir())
         digest = blobs.put_dir(folder, known)
     if module.NAME == "sklearn":  # the object just saved as `digest`: warm the local load cache (load_cache)
@@ -262,58 +265,6 @@ def _records(df: Any) -> list[dict] | None:
     import json
 
     return json.loads(df.to_json(orient="records", date_format="iso"))
-
-
-def manifest_yaml(manifest: dict) -> str:
-    """The manifest as YAML that `yaml.safe_load` reads back equal: a block mapping of flow-style
-    values (written here, so saving a model never imports PyYAML, ~10 ms); PyYAML for any value
-    type this writer does not know."""
-    try:
-        return "".join(f"{_yaml_str(k)}: {_yaml_flow(v)}\n" for k, v in manifest.items())
-    except TypeError:
-        import yaml
-
-        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-        return yaml.dump(manifest, Dumper=dumper, sort_keys=False, allow_unicode=True)
-
-
-def _yaml_flow(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value:
-            return ".nan"
-        if value in (float("inf"), float("-inf")):
-            return ".inf" if value > 0 else "-.inf"
-        text = float.__repr__(value)
-        mantissa, e, exponent = text.partition("e")
-        # YAML 1.1 (PyYAML) reads a float only with a '.', and an exponent only with a sign
-        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
-    if isinstance(value, str):
-        return _yaml_str(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_yaml_str(k)}: {_yaml_flow(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_yaml_flow(v) for v in value) + "]"
-    raise TypeError(type(value).__name__)
-
-
-# Characters a YAML double-quoted scalar cannot hold as they are: not printable in YAML, or line
-# breaks (NEL, LS, PS) that a reader would fold.
-_YAML_ESCAPE = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-                for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, 0xFFFE, 0xFFFF, *range(0xD800, 0xE000))}
-
-
-def _yaml_str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(type(value).__name__)
-    import json
-
-    return json.dumps(value, ensure_ascii=False).translate(_YAML_ESCAPE)  # JSON's escapes are YAML's
 
 
 def _python_version() -> str:
