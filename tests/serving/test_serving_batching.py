@@ -210,3 +210,26 @@ def test_cork_and_uncork_a_real_tcp_socket():
     finally:
         client.close()
         server.close()
+
+
+def test_an_inline_batch_waits_for_the_next_poll_requests():
+    calls = []
+
+    def run(items):
+        calls.append(list(items))
+        return list(items)
+
+    b = MicroBatcher(run, **MODES["inline"])
+
+    async def late(i):
+        await asyncio.sleep(0)  # arrives one loop tick after the first (as from the next socket poll)
+        return await b.submit(i, 1)
+
+    async def main():
+        return await asyncio.gather(b.submit(0, 1), late(1))
+
+    try:
+        assert asyncio.run(main()) == [0, 1]
+    finally:
+        b.close()
+    assert calls == [[0, 1]]
