@@ -1,6 +1,6 @@
-"""Micro-batching in both of its modes (a batch on the event loop for fast models, on the worker
-thread for slow ones): every caller gets exactly its own results, a failing item fails alone, the
-mode follows the measured call time, and through HTTP the answers equal the model's own."""
+"""Micro-batching: every caller gets exactly its own results, batches run on the worker thread (never
+on the event loop), a failing item fails alone, requests of the next loop ticks join a batch, and
+through HTTP the answers equal the model's own."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import asyncio
 import concurrent.futures
 import socket
 import threading
-import time
 
 import httpx
 import numpy as np
@@ -18,9 +17,6 @@ from serving_helpers import FEATURES, ServerThread, churn_frame
 from mloop.serving import create_app
 from mloop.serving.app import _cork, _uncork
 from mloop.serving.batching import MicroBatcher
-
-MODES = {"inline": {"inline_below_ms": 1e9, "call_estimate": 0.0},
-         "thread": {"inline_below_ms": 0.0, "call_estimate": None}}
 
 
 def run_batches(batcher: MicroBatcher, items: list, rows: list[int] | None = None) -> list:
@@ -36,8 +32,7 @@ def run_batches(batcher: MicroBatcher, items: list, rows: list[int] | None = Non
         batcher.close()
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_each_caller_gets_its_own_results(mode):
+def test_each_caller_gets_its_own_results_from_the_worker_thread():
     seen_threads, calls = set(), []
 
     def run(items):
@@ -45,25 +40,22 @@ def test_each_caller_gets_its_own_results(mode):
         calls.append(len(items))
         return [(i, i * i) for i in items]
 
-    b = MicroBatcher(run, max_batch=16, **MODES[mode])
+    b = MicroBatcher(run, max_batch=16)
     out = run_batches(b, list(range(100)))
     assert out == [(i, i * i) for i in range(100)]
     assert sum(calls) == 100 and max(calls) <= 16 and len(calls) < 100  # coalesced, bounded
     assert b.batches == len(calls)
-    on_loop = seen_threads == {threading.get_ident()}  # asyncio.run runs the loop on this thread
-    assert on_loop == (mode == "inline")
-    assert b.inline_batches == (len(calls) if mode == "inline" else 0)
+    assert threading.get_ident() not in seen_threads  # asyncio.run runs the loop on this thread
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_rows_bound_batches_and_big_items_go_alone(mode):
+def test_rows_bound_batches_and_big_items_go_alone():
     calls = []
 
     def run(items):
         calls.append(list(items))
         return [-i for i in items]
 
-    b = MicroBatcher(run, max_batch=10, **MODES[mode])
+    b = MicroBatcher(run, max_batch=10)
     sizes = [3, 3, 3, 3, 25, 1, 9, 2]
     out = run_batches(b, list(range(len(sizes))), sizes)
     assert out == [-i for i in range(len(sizes))]
@@ -72,8 +64,7 @@ def test_rows_bound_batches_and_big_items_go_alone(mode):
     assert [4] in calls  # the 25-row item exceeds the bound alone
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_a_failing_item_fails_alone(mode):
+def test_a_failing_item_fails_alone():
     def run(items):
         if any(i % 7 == 3 for i in items):
             raise ValueError("a bad item in the batch")
@@ -84,7 +75,7 @@ def test_a_failing_item_fails_alone(mode):
             raise ValueError(f"bad item {item}")
         return item + 0.5
 
-    b = MicroBatcher(run, run_one=run_one, **MODES[mode])
+    b = MicroBatcher(run, run_one=run_one)
     out = run_batches(b, list(range(50)))
     for i, got in enumerate(out):
         if i % 7 == 3:
@@ -93,46 +84,7 @@ def test_a_failing_item_fails_alone(mode):
             assert got == i + 0.5
 
 
-def test_the_mode_follows_the_measured_call_time():
-    slow = {"on": False}
-
-    def run(items):
-        if slow["on"]:
-            time.sleep(0.02)
-        return list(items)
-
-    b = MicroBatcher(run, inline_below_ms=5.0, call_estimate=None)
-    assert not b.inline  # unknown: the thread until measured
-
-    async def one(i):
-        return await b.submit(i, 1)
-
-    try:
-        assert asyncio.run(one(1)) == 1
-        assert b.inline and b.call_seconds < 0.005  # a fast call measured: the loop next
-        slow["on"] = True
-        assert asyncio.run(one(2)) == 2  # runs inline, and is measured slow
-        assert not b.inline  # one slow call is enough to move to the thread
-        assert asyncio.run(one(3)) == 3
-        inline_before = b.inline_batches
-        slow["on"] = False
-        for i in range(10):
-            assert asyncio.run(one(i)) == i
-        assert b.inline and b.inline_batches > inline_before  # fast again: back on the loop
-    finally:
-        b.close()
-
-
-def test_a_slow_model_at_load_starts_on_the_thread():
-    slow = MicroBatcher(lambda items: list(items), inline_below_ms=2.0, call_estimate=0.010)
-    fast = MicroBatcher(lambda items: list(items), inline_below_ms=2.0, call_estimate=0.0001)
-    assert not slow.inline and fast.inline
-    assert run_batches(slow, [1, 2]) == [1, 2] and slow.inline_batches == 0
-    assert run_batches(fast, [1, 2]) == [1, 2] and fast.inline_batches == fast.batches
-
-
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_http_batches_equal_the_model_in_both_modes(churn_model, mode):
+def test_http_batches_equal_the_model(churn_model):
     mv, pipe = churn_model
     df = churn_frame(500, seed=5)
     df.loc[df.index % 37 == 5, "income"] = None  # NaN: this estimator refuses it, so those fail alone
@@ -141,10 +93,8 @@ def test_http_batches_equal_the_model_in_both_modes(churn_model, mode):
     proba = pipe.predict_proba(good[FEATURES])
     want = dict(zip(good.index, zip(pipe.classes_[proba.argmax(axis=1)].tolist(), proba[:, 1], strict=True),
                     strict=True))
-    app = create_app("churn@champion", batching=True, max_batch=32, reload_interval=0,
-                     inline_below_ms=MODES[mode]["inline_below_ms"])
+    app = create_app("churn@champion", batching=True, max_batch=32, reload_interval=0)
     batcher = app.state.serving.batcher
-    assert batcher.inline == (mode == "inline")
     local = threading.local()
 
     def call(i):
@@ -172,7 +122,6 @@ def test_http_batches_equal_the_model_in_both_modes(churn_model, mode):
     assert f'mloop_request_latency_seconds_count{{route="predict"}} {float(ok)}' in metrics
     for label in set(labels):
         assert f'mloop_predictions_total{{label="{label}",version="1"}} {float(labels.count(label))}' in metrics
-    assert (batcher.inline_batches > 0) == (mode == "inline")
     assert batcher.batches < len(df)  # some requests shared a call
 
 
@@ -212,14 +161,14 @@ def test_cork_and_uncork_a_real_tcp_socket():
         server.close()
 
 
-def test_an_inline_batch_waits_for_the_next_poll_requests():
+def test_a_batch_waits_for_the_requests_of_the_next_poll():
     calls = []
 
     def run(items):
         calls.append(list(items))
         return list(items)
 
-    b = MicroBatcher(run, **MODES["inline"])
+    b = MicroBatcher(run)
 
     async def late(i):
         await asyncio.sleep(0)  # arrives one loop tick after the first (as from the next socket poll)

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from mloop.errors import InvalidInput, MloopError, NotFound
 from mloop.serving import payloads
-from mloop.serving.batching import INLINE_BELOW_MS, MicroBatcher
+from mloop.serving.batching import MicroBatcher
 from mloop.serving.metrics import ServerMetrics
 from mloop.serving.payloads import BadRequest, PayloadTooLarge
 from mloop.serving.predlog import PredictionLogger
@@ -61,25 +61,6 @@ def _reset_request_ids() -> None:
 os.register_at_fork(after_in_child=_reset_request_ids)
 
 
-def call_seconds(served: Served, calls: int = 3) -> float | None:
-    """The fastest of a few 1-row model calls on the input example (None without one, or if it fails):
-    the batcher's first guess of where a batch should run."""
-    ex = served.example
-    if ex is None or not len(ex):
-        return None
-    cols = {c: ex[c].head(1).tolist() for c in served.inputs}
-    best = None
-    try:
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            served.predict(cols, 1)
-            took = time.perf_counter() - t0
-            best = took if best is None else min(best, took)
-    except Exception:  # noqa: BLE001 - no guess: the batcher measures its own calls
-        return None
-    return best
-
-
 class Unauthorized(MloopError):
     """Raised when a request lacks the bearer token the server requires."""
 
@@ -92,8 +73,7 @@ class ServingState:
 
     def __init__(self, champion: Served, *, challenger: Served | None = None, canary: float = 0.0,
                  shadow: Served | None = None, batching: bool = True, max_batch: int = 1024,
-                 max_latency_ms: float = 0.0, batch_queue_rows: int = 10_000,
-                 inline_below_ms: float = INLINE_BELOW_MS, token: str | None = None,
+                 max_latency_ms: float = 0.0, batch_queue_rows: int = 10_000, token: str | None = None,
                  max_body: int = MAX_BODY, logger: PredictionLogger | None = None,
                  input_resolver: Callable | None = None, deployment: str = "",
                  feedback: Callable[[list[tuple[str, Any]]], int] | None = None) -> None:
@@ -113,8 +93,7 @@ class ServingState:
         self.batcher: MicroBatcher | None = None
         if batching:
             self.batcher = MicroBatcher(self._run_batch, max_batch=max_batch, max_latency_ms=max_latency_ms,
-                                        queue_rows=batch_queue_rows, run_one=self._run_one,
-                                        inline_below_ms=inline_below_ms, call_estimate=call_seconds(champion))
+                                        queue_rows=batch_queue_rows, run_one=self._run_one)
             self.batcher.on_batch = self.metrics.batch.observe
         self._side = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mloop-shadow")
         self._shadow_inflight = 0

@@ -18,7 +18,6 @@ from typing import Any
 
 from mloop.errors import InvalidInput
 from mloop.serving.app import MAX_BODY, ServingState, build_app
-from mloop.serving.batching import INLINE_BELOW_MS
 from mloop.serving.predlog import FLUSH_ROWS, FLUSH_SECONDS, QUEUE_ROWS, PredictionLogger
 from mloop.serving.served import Served
 
@@ -39,7 +38,6 @@ class ServeOptions:
     max_batch: int = 1024  # rows: a scikit-learn call costs about the same for 1 or 1,000 rows
     max_latency_ms: float = 0.0
     batch_queue_rows: int = 10_000
-    inline_below_ms: float = INLINE_BELOW_MS  # batches of faster model calls run on the event loop
     token: str | None = None
     max_body: int = MAX_BODY
     reload_interval: float = 5.0
@@ -189,8 +187,7 @@ def create_app(uri: str | None = None, *, options: ServeOptions | None = None,
 
     state = ServingState(champion, challenger=challenger, canary=opts.canary, shadow=shadow,
                          batching=opts.batching, max_batch=opts.max_batch, max_latency_ms=opts.max_latency_ms,
-                         batch_queue_rows=opts.batch_queue_rows, inline_below_ms=opts.inline_below_ms,
-                         token=opts.token, max_body=opts.max_body,
+                         batch_queue_rows=opts.batch_queue_rows, token=opts.token, max_body=opts.max_body,
                          logger=logger, input_resolver=input_resolver, deployment=dep_id, feedback=feedback_sink)
     reloader = Reloader(state, {"champion": opts.uri, "challenger": opts.challenger or "",
                                 "shadow": opts.shadow or ""}, opts, dep_id)
