@@ -89,10 +89,8 @@ def gc(*, dry_run: bool = True, min_age_s: float = MIN_AGE_S, store: BlobStore |
     if not dry_run:
         for pack, keep in rewrites:
             repack(store, pack, keep)
-        packed = {d for _, keep in rewrites for d, _, _ in keep}
-        for digest, _ in doomed:
-            if store.packs is None or digest not in packed:
-                store.delete(digest)
+        for digest, _ in doomed:  # a loose copy, if any (packed ones went with their pack's rewrite)
+            store.delete(digest)
         for path in stale_tmp:
             try:
                 os.unlink(path)
@@ -109,7 +107,7 @@ def repack(store: BlobStore, pack: str, keep: list[tuple[str, int, int]]) -> Non
     The new pack is durable and visible before the old index goes, so every kept blob stays
     readable throughout; readers holding the old pack open keep reading it until they close it."""
     from mloop.artifacts.packs import PackWriter
-    from mloop.data.ingest import _syncfs
+    from mloop.data.ingest import syncfs
 
     if keep:
         writer = PackWriter(store.root, f"gc-{os.getpid()}-{os.urandom(4).hex()}")
@@ -120,14 +118,14 @@ def repack(store: BlobStore, pack: str, keep: list[tuple[str, int, int]]) -> Non
                     raise MloopError(f"blob {digest} vanished from {pack} during gc; run gc again")
                 writer.add(digest, data)
             writer.stage()
-            _syncfs(store.packs.dir)
+            syncfs(store.packs.dir)
             writer.publish()
         except BaseException:
             writer.abort()
             raise
     os.unlink(pack[: -len(".pack")] + ".idx")  # `keep` is a strict subset: the new pack has another name
     os.unlink(pack)
-    _syncfs(store.packs.dir)
+    syncfs(store.packs.dir)
     store.packs.refresh()
 
 

@@ -459,12 +459,12 @@ class _LocalWriter:
         packed = self.packer is not None and self.packer.stage()
         if not self.pending and not packed:
             return
-        _syncfs(self.blobs if self.pending else self.packer.dir)  # type: ignore[union-attr]
+        syncfs(self.blobs if self.pending else self.packer.dir)  # type: ignore[union-attr]
         for tmp, key in self.pending:
             os.replace(tmp, key)
         if packed:
             self.packer.publish()  # type: ignore[union-attr]
-        _syncfs(self.blobs if self.pending else self.packer.dir)  # type: ignore[union-attr]
+        syncfs(self.blobs if self.pending else self.packer.dir)  # type: ignore[union-attr]
         self.pending.clear()
 
     def abort(self) -> None:
@@ -478,7 +478,8 @@ class _LocalWriter:
         self.pending.clear()
 
 
-def _syncfs(folder: str) -> None:
+def syncfs(folder: str) -> None:
+    """Flush every dirty page of the filesystem holding `folder` (one call for many files), else sync()."""
     try:
         import ctypes
 

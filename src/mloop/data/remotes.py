@@ -143,16 +143,13 @@ def _pull_packed(src: BlobStore, dst: BlobStore, missing: list[str], progress: P
     """Fetch many blobs into a local store: the small ones into one pack (as `add` stores them),
     the large ones loose; all verified, and the pack visible only once every blob arrived."""
     from mloop.artifacts.packs import MAX_BLOB, PackWriter
-    from mloop.data.ingest import _syncfs
+    from mloop.data.ingest import syncfs
 
     def fetch(digest: str) -> bytes | None:
         """The blob's bytes when it is small (verified), else None once it is stored loose."""
-        try:
-            with src.open(digest) as fh:
-                data = fh.read(MAX_BLOB)
-                more = fh.read(1)
-        except FileNotFoundError as exc:
-            raise NotFound(f"blob {digest} is not in {src.uri}") from exc
+        with src.open(digest) as fh:  # NotFound, named, when the remote lacks it
+            data = fh.read(MAX_BLOB)
+            more = fh.read(1)
         if more:
             transfer(src, dst, digest)
             return None
@@ -169,9 +166,9 @@ def _pull_packed(src: BlobStore, dst: BlobStore, missing: list[str], progress: P
                 if progress:
                     progress(done, len(missing))
         if writer.stage():
-            _syncfs(writer.dir)
+            syncfs(writer.dir)
             writer.publish()
-            _syncfs(writer.dir)
+            syncfs(writer.dir)
     except BaseException:
         writer.abort()
         raise
