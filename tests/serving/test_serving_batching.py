@@ -11,11 +11,12 @@ import threading
 
 import httpx
 import numpy as np
+import orjson
 import pytest
-from serving_helpers import FEATURES, ServerThread, churn_frame
+from serving_helpers import FEATURES, ServerThread, churn_frame, wait_until
 
 from mloop.serving import create_app
-from mloop.serving.app import _cork, _uncork
+from mloop.serving.app import _one_write
 from mloop.serving.batching import MicroBatcher
 
 
@@ -125,40 +126,103 @@ def test_http_batches_equal_the_model(churn_model):
     assert batcher.batches < len(df)  # some requests shared a call
 
 
-def test_cork_and_uncork_a_real_tcp_socket():
-    if not hasattr(socket, "TCP_CORK"):
-        pytest.skip("TCP_CORK is Linux-only")
-    server = socket.create_server(("127.0.0.1", 0))
-    client = socket.create_connection(server.getsockname())
-    conn, _ = server.accept()
+def test_one_write_joins_a_responses_writes_and_closes_after_them():
+    events = []
 
     class Transport:
+        def write(self, data):
+            events.append(("write", data))
+
+        def close(self):
+            events.append(("close",))
+
+        def is_closing(self):
+            return False
+
         def get_extra_info(self, name):
-            return conn if name == "socket" else None
+            return f"extra {name}"
 
-    class Cycle:
-        transport = Transport()
+    class Cycle:  # what uvicorn's per-request cycle does: writes through `self.transport`
+        def __init__(self):
+            self.transport = Transport()
 
-        async def send(self, message):
-            pass
+        async def send(self, part, close=False):
+            assert self.transport.get_extra_info("peername") == "extra peername"  # passed through
+            self.transport.write(part)
+            if close:
+                self.transport.close()
 
+    async def respond(cycle):
+        with _one_write(cycle.send):
+            await cycle.send(b"head")
+            await cycle.send(b"body", close=True)
+            assert events == []  # nothing leaves before both parts are there
+
+    cycle = Cycle()
+    real = cycle.transport
+    asyncio.run(respond(cycle))
+    assert events == [("write", b"headbody"), ("close",)]
+    assert cycle.transport is real
+
+    async def plain(message):
+        return None
+
+    async def other_server():
+        with _one_write(plain):  # not uvicorn's send: nothing to gather
+            await plain({})
+
+    asyncio.run(other_server())
+
+
+def _read_response(sock: socket.socket, buf: bytes) -> tuple[dict, bytes, bytes]:
+    """One HTTP/1.1 response off `sock`: (headers, body, the bytes after it)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-headers: {buf!r}"
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 200"), lines[0]
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        rest += chunk
+    return headers, rest[:length], rest[length:]
+
+
+@pytest.mark.parametrize(("loop", "http"), [("uvloop", "httptools"), ("asyncio", "h11")])
+def test_hot_path_answers_whole_on_keep_alive_and_close(churn_model, loop, http):
+    import uvicorn
+
+    mv, pipe = churn_model
+    df = churn_frame(3, seed=9)
+    want = pipe.classes_[pipe.predict_proba(df[FEATURES]).argmax(axis=1)].tolist()
+    app = create_app("churn@champion", reload_interval=0)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                                           access_log=False, loop=loop, http=http))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     try:
-        sock = _cork(Cycle().send)
-        assert sock is conn and conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
-        conn.sendall(b"head")
-        conn.sendall(b"body")
-        _uncork(sock)
-        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
-        got = b""
-        while len(got) < 8:
-            got += client.recv(16)
-        assert got == b"headbody"
-        assert _cork(lambda message: None) is None  # not uvicorn's send: nothing to cork
-        conn.close()
-        _uncork(sock)  # a closed socket: no error
+        wait_until(lambda: server.started, what="server start")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        buf, got = b"", []
+        for i in range(3):  # two keep-alive requests, then one asking to close
+            body = orjson.dumps(df.iloc[i:i + 1][FEATURES].to_dict("records"))
+            close = b"connection: close\r\n" if i == 2 else b""
+            sock.sendall(b"POST /predict HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n" + close
+                         + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            headers, payload, buf = _read_response(sock, buf)
+            assert headers["x-mloop-model-version"] == "1"
+            got.append(orjson.loads(payload)["predictions"][0])
+        assert got == want
+        assert buf == b"" and sock.recv(1) == b""  # the server closed after the last answer
+        sock.close()
     finally:
-        client.close()
-        server.close()
+        server.should_exit = True
+        thread.join(60)
 
 
 def test_a_batch_waits_for_the_requests_of_the_next_poll():

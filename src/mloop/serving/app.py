@@ -16,10 +16,10 @@ import itertools
 import logging
 import os
 import random
-import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -404,49 +404,62 @@ class HotPaths:
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never a traceback
             await _fail(state, route, exc, False, rid)(scope, receive, send)
             return
-        sock = _cork(send)
-        try:
+        with _one_write(send):
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", b"application/json"), (b"content-length", str(len(out)).encode()),
                 (b"x-request-id", rid.encode("latin-1")),
                 (b"x-mloop-model-version", (served.version_text or "").encode())]})
             await send({"type": "http.response.body", "body": out})
-        finally:
-            if sock is not None:
-                _uncork(sock)
         state.after(served, rid, t0, cols, n, pred, proba, route)
 
 
-_TCP_CORK = getattr(socket, "TCP_CORK", None)
+class _Gathered:
+    """Stands in for uvicorn's transport while it writes one response: its writes are kept and
+    leave as one `write` (one syscall, one TCP segment) when `_one_write` ends; a `close` waits
+    until then. Everything else goes to the real transport."""
+
+    __slots__ = ("transport", "parts", "closing")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.parts: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.closing = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
-def _cork(send: Callable) -> Any:
-    """Cork the connection's socket (Linux TCP_CORK, nginx's `tcp_nopush`) and return it, or None.
+@contextmanager
+def _one_write(send: Callable) -> Iterator[None]:
+    """Send one response in one socket write.
 
-    uvicorn writes a response's status line and headers, then its body, as two socket writes: two
-    TCP segments, each a pass through the kernel's network stack and a wake-up of the client
-    (~15-25 µs of server CPU per small response here). Corked, they leave as one segment when
-    `_uncork` is called. The socket is reached through uvicorn's transport (`send` is a method of
-    its per-request cycle); with any other server, or no TCP_CORK, nothing is done.
+    uvicorn writes a response's status line and headers, then its body, as two writes: two syscalls
+    and two TCP segments, each a pass through the kernel's network stack and a wake-up of the client.
+    Its per-request cycle (`send.__self__`) writes through its `transport` attribute, so for the
+    span of the two `send` calls that attribute is a `_Gathered`. With any other server (no such
+    attribute) this does nothing.
     """
-    if _TCP_CORK is None:
-        return None
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
     if transport is None:
-        return None
+        yield
+        return
+    gathered = _Gathered(transport)
+    cycle.transport = gathered
     try:
-        sock = transport.get_extra_info("socket")
-        sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
-    except (AttributeError, OSError, TypeError):  # not a TCP socket (a Unix socket), or closed
-        return None
-    return sock
-
-
-def _uncork(sock: Any) -> None:
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 0)
-    except OSError:  # the connection closed meanwhile: the kernel sent what was queued
-        pass
+        yield
+    finally:
+        cycle.transport = transport
+        if gathered.parts and not transport.is_closing():  # a client gone meanwhile gets nothing
+            transport.write(b"".join(gathered.parts))
+        if gathered.closing:
+            transport.close()
 
 
 class _ClientGone(Exception):
