@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from serving_helpers import FEATURES, ServerThread, churn_frame, wait_until
+from serving_helpers import FEATURES, ServerThread, churn_frame, register, wait_until
 
 from mloop.serving import create_app
 from mloop.serving.app import _one_write
@@ -124,6 +124,58 @@ def test_http_batches_equal_the_model(churn_model):
     for label in set(labels):
         assert f'mloop_predictions_total{{label="{label}",version="1"}} {float(labels.count(label))}' in metrics
     assert batcher.batches < len(df)  # some requests shared a call
+
+
+def test_batches_log_each_answered_row_once_with_its_own_values(churn_df):
+    """Requests of 1-3 rows share batches (and, with a canary, batches of two versions); rows that
+    make a batch fail are retried alone: the log holds each answered row once, under its request's
+    id, with its own inputs, outputs and version, and nothing of the refused requests."""
+    from mloop.serving import read_predictions
+
+    _, pipe1 = register("churn", churn_df, alias="champion")
+    _, pipe2 = register("churn", churn_df.iloc[::-1], C=0.05)
+    pipes = {1: pipe1, 2: pipe2}
+    df = churn_frame(400, seed=11)
+    sizes = [1 + i % 3 for i in range(150)]
+    starts = np.cumsum([0, *sizes[:-1]])
+    bad = {i for i in range(150) if i % 23 == 4}  # a NaN income: the estimator refuses those
+    app = create_app("churn@champion", challenger="churn/2", canary=0.3, batching=True, max_batch=64,
+                     reload_interval=0)
+    local = threading.local()
+
+    def call(i):
+        if not hasattr(local, "c"):
+            local.c = httpx.Client(base_url=srv.url, timeout=60)
+        rows = df.iloc[starts[i]:starts[i] + sizes[i]][FEATURES].astype(object)
+        if i in bad:
+            rows.iloc[0, FEATURES.index("income")] = None
+        return i, local.c.post("/predict", json=rows.to_dict("records"), headers={"x-request-id": f"req-{i}"})
+
+    with ServerThread(app) as srv:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = dict(pool.map(call, range(150)))
+    assert app.state.serving.batcher.batches < 150  # requests shared calls
+    assert {i for i, r in results.items() if r.status_code == 422} == bad
+    log = read_predictions("churn").to_pandas().set_index("request_id")
+    want_ids = [f"req-{i}" if sizes[i] == 1 else f"req-{i}:{j}"
+                for i in sorted(set(range(150)) - bad) for j in range(sizes[i])]
+    assert log.index.is_unique and sorted(log.index) == sorted(want_ids)
+    versions = set()
+    for i in sorted(set(range(150)) - bad):
+        r = results[i]
+        assert r.status_code == 200, r.text
+        version = r.json()["version"]
+        versions.add(version)
+        rows = df.iloc[starts[i]:starts[i] + sizes[i]][FEATURES]
+        proba = pipes[version].predict_proba(rows)
+        ids = [f"req-{i}"] if sizes[i] == 1 else [f"req-{i}:{j}" for j in range(sizes[i])]
+        got = log.loc[ids]
+        assert got["version"].tolist() == [version] * sizes[i]
+        assert got["income"].tolist() == rows["income"].tolist() and got["plan"].tolist() == rows["plan"].tolist()
+        assert got["prediction"].tolist() == r.json()["predictions"] == pipe1.classes_[proba.argmax(axis=1)].tolist()
+        np.testing.assert_allclose(got["proba_1"].to_numpy(), proba[:, 1], rtol=1e-9)
+        assert (got["latency_ms"] > 0).all()
+    assert versions == {1, 2}
 
 
 def test_one_write_joins_a_responses_writes_and_closes_after_them():

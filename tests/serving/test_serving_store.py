@@ -100,7 +100,7 @@ def test_logger_bounds_flushes_and_counts_drops():
     assert log.close() == (0, 3)
 
 
-@pytest.mark.parametrize("shape", ["one-row", "mixed"])
+@pytest.mark.parametrize("shape", ["one-row", "mixed", "blocks"])
 def test_build_table_lays_rows_out_like_row_by_row(shape):
     rng = np.random.default_rng(3)
     its, want = [], []
@@ -115,6 +115,19 @@ def test_build_table_lays_rows_out_like_row_by_row(shape):
         for j in range(n):
             want.append({"request_id": f"r{i}" if n == 1 else f"r{i}:{j}", "latency_ms": 0.5 + i, "x": x[j],
                          "s": f"s{i}.{j}", "prediction": pred[j], "proba_a": proba[j, 0], "proba_b": proba[j, 1]})
+    if shape == "blocks":  # batches: runs of 3 requests logged as one entry, each row its id and latency
+        from mloop.serving.predlog import request_ids
+
+        blocks = []
+        for k in range(0, len(its), 3):
+            part = its[k:k + 3]
+            rids = [r for it in part for r in request_ids(it[1], it[5])]
+            lats = [it[3] for it in part for _ in range(it[5])]
+            cols = {c: [v for it in part for v in list(it[4][c])] for c in ("x", "s")}
+            pred = np.concatenate([it[6] for it in part])
+            proba = np.concatenate([np.reshape(it[7], (it[5], 2)) for it in part])
+            blocks.append((TARGET, rids, T0 + k, lats, cols, len(rids), pred, proba))
+        its = blocks
     got = build_table(TARGET, its).to_pylist()
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):

@@ -1,5 +1,6 @@
-"""The prediction-log writer: requests append in O(1) and never block; a background thread turns
-what piled up into parquet files every 10 s or 10,000 rows, and on shutdown.
+"""The prediction-log writer: requests (or a batch of them, as one entry) append in O(1) and never
+block; a background thread turns what piled up into parquet files every 10 s or 10,000 rows, and on
+shutdown.
 
 The queue is bounded in rows: past the bound, new rows are dropped and counted (`dropped`), so a
 slow or unreachable store never slows a response. Files go through `store/serving.py` (the schema
@@ -41,8 +42,8 @@ class LogTarget:
 class PredictionLogger:
     """Buffered, bounded writer of prediction-log rows.
 
-    `log(...)` is called on the hot path; `close()` flushes and stops. `rows_logged + dropped` always
-    equals the rows passed to `log` once `close()` returns.
+    `log(...)` (one request) and `log_block(...)` (a batch) are called on the hot path; `close()`
+    flushes and stops. `rows_logged + dropped` always equals the rows passed in once `close()` returns.
     """
 
     def __init__(self, write: Callable[[Any], None] | None, *, flush_rows: int = FLUSH_ROWS,
@@ -69,7 +70,16 @@ class PredictionLogger:
     # -- hot path -----------------------------------------------------------------------------
     def log(self, target: LogTarget, request_id: str, ts_ms: int, latency_ms: float, columns: dict,
             n: int, prediction: np.ndarray, proba: np.ndarray | None) -> bool:
-        """Queue `n` rows of one request; False (and counted as dropped) when the queue is full."""
+        """Queue the `n` rows of one request; False (and counted as dropped) when the queue is full."""
+        return self._queue((target, request_id, ts_ms, latency_ms, columns, n, prediction, proba), n)
+
+    def log_block(self, target: LogTarget, request_ids: list[str], ts_ms: int, latencies_ms: list[float],
+                  columns: dict, n: int, prediction: np.ndarray, proba: np.ndarray | None) -> bool:
+        """Queue `n` rows of several requests answered together (a batch) as one entry: one request
+        id and latency per row, the batch's columns and outputs as they are."""
+        return self._queue((target, request_ids, ts_ms, latencies_ms, columns, n, prediction, proba), n)
+
+    def _queue(self, entry: tuple, n: int) -> bool:
         if self._write is None:
             return False
         with self._lock:
@@ -78,7 +88,7 @@ class PredictionLogger:
                 if self.on_drop is not None:
                     self.on_drop(n)
                 return False
-            self._pending.append((target, request_id, ts_ms, latency_ms, columns, n, prediction, proba))
+            self._pending.append(entry)
             self._pending_rows += n
             if self._pending_rows >= self.flush_rows:
                 self._wake.notify()
@@ -141,7 +151,8 @@ class PredictionLogger:
         return self.rows_logged, self.dropped
 
 
-def _request_ids(request_id: str, n: int) -> list[str]:
+def request_ids(request_id: str, n: int) -> list[str]:
+    """The log's request ids of a request's `n` rows: its id, or `<id>:<row>` for several rows."""
     if n == 1:
         return [request_id]
     return [f"{request_id}:{i}" for i in range(n)]
@@ -187,14 +198,16 @@ def build_table(target: LogTarget, items: list[tuple]) -> Any:
 
     ns = [i[5] for i in items]
     total = sum(ns)
-    if total == len(items):  # one row per request (the common case): no ":<row>" suffixes
+    if total == len(items) and all(type(i[1]) is str for i in items):  # one-row requests: the common case
         rids = [i[1] for i in items]
         ts = np.fromiter((i[2] for i in items), "int64", len(items))
         lat = np.fromiter((i[3] for i in items), "float64", len(items))
-    else:
-        rids = list(itertools.chain.from_iterable(_request_ids(i[1], i[5]) for i in items))
+    else:  # an entry is one request (an id, a latency) or a block (an id and a latency per row)
+        rids = list(itertools.chain.from_iterable(
+            i[1] if type(i[1]) is list else request_ids(i[1], i[5]) for i in items))
         ts = np.repeat(np.asarray([i[2] for i in items], dtype="int64"), ns)
-        lat = np.repeat(np.asarray([i[3] for i in items], dtype="float64"), ns)
+        lat = np.fromiter(itertools.chain.from_iterable(
+            i[3] if type(i[3]) is list else [i[3]] * i[5] for i in items), "float64", total)
     cols: dict[str, Any] = {
         "request_id": pa.array(rids, pa.string()),
         "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),

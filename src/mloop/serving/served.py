@@ -281,10 +281,12 @@ class Served:
         except (ValueError, TypeError) as exc:  # e.g. NaN into an estimator that refuses it
             raise InvalidInput(f"{self.name} could not score the input: {str(exc).splitlines()[0][:500]}") from exc
 
-    def predict_many(self, items: list[tuple[dict, int]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """One model call for several requests' columns; each gets its own rows back."""
+    def predict_block(self, items: list[tuple[dict, int]]) -> tuple[dict, int, np.ndarray, np.ndarray | None]:
+        """One model call over several requests' columns: `(merged columns, rows, prediction,
+        probabilities)`, the requests' rows end to end."""
         if len(items) == 1:
-            return [self.predict(*items[0])]
+            cols, n = items[0]
+            return (cols, n, *self.predict(cols, n))
         merged: dict[str, list] = {}
         for c in self.inputs:
             part: list = []
@@ -293,12 +295,21 @@ class Served:
                 part.extend(v.tolist() if isinstance(v, np.ndarray) else v)
             merged[c] = part
         total = sum(n for _, n in items)
-        pred, proba = self.predict(merged, total)
+        return (merged, total, *self.predict(merged, total))
+
+    @staticmethod
+    def split(ns: list[int], pred: np.ndarray, proba: np.ndarray | None) -> list[tuple]:
+        """Each request's rows of a block's outputs (`ns[i]` rows each, in order)."""
         out, pos = [], 0
-        for _, n in items:
+        for n in ns:
             out.append((pred[pos:pos + n], None if proba is None else proba[pos:pos + n]))
             pos += n
         return out
+
+    def predict_many(self, items: list[tuple[dict, int]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """One model call for several `(columns, rows)` requests; each gets its own rows back."""
+        _, _, pred, proba = self.predict_block(items)
+        return self.split([n for _, n in items], pred, proba)
 
     # -- metadata -----------------------------------------------------------------------------
     def _v2_metadata(self) -> dict:
