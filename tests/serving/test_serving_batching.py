@@ -178,6 +178,32 @@ def test_batches_log_each_answered_row_once_with_its_own_values(churn_df):
     assert versions == {1, 2}
 
 
+@pytest.mark.parametrize("batching", [True, False])
+def test_metrics_count_requests_rows_and_labels(churn_model, batching):
+    """With batching the batch counts its requests, without it each request does: the same numbers."""
+    mv, pipe = churn_model
+    df = churn_frame(40, seed=13)
+    app = create_app("churn@champion", batching=batching, reload_interval=0)
+    labels = []
+    with ServerThread(app) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        for i in range(10):  # 1-row /predict calls, then 2-row /invocations calls
+            r = c.post("/predict", json=df.iloc[i:i + 1][FEATURES].to_dict("records"))
+            assert r.status_code == 200, r.text
+            labels += r.json()["predictions"]
+        for i in range(10, 40, 2):
+            r = c.post("/invocations", json={"dataframe_records": df.iloc[i:i + 2][FEATURES].to_dict("records")})
+            assert r.status_code == 200, r.text
+            labels += r.json()["predictions"]
+        text = c.get("/metrics").text
+    assert labels == pipe.classes_[pipe.predict_proba(df[FEATURES]).argmax(axis=1)].tolist()
+    assert 'mloop_requests_total{route="predict",version="1"} 10.0' in text
+    assert 'mloop_requests_total{route="invocations",version="1"} 15.0' in text
+    assert 'mloop_request_latency_seconds_count{route="invocations"} 15.0' in text
+    assert 'mloop_rows_total{version="1"} 40.0' in text
+    for label in set(labels):
+        assert f'mloop_predictions_total{{label="{label}",version="1"}} {float(labels.count(label))}' in text
+
+
 def test_one_write_joins_a_responses_writes_and_closes_after_them():
     events = []
 

@@ -132,49 +132,58 @@ class ServingState:
 
     # -- predicting ---------------------------------------------------------------------------
     def _run_batch(self, items: list) -> list:
-        """One model call for a batch (on the worker thread), logged as one block of rows."""
+        """One model call for a batch (on the worker thread), logged and counted as one block."""
         served = items[0][0]
         if all(i[0] is served for i in items):
             cols, total, pred, proba = served.predict_block([(i[1], i[2]) for i in items])
-            self._log_block(served, items, cols, total, pred, proba)
+            self._answered_block(served, items, cols, total, pred, proba)
             return Served.split([i[2] for i in items], pred, proba)
         results = [i[0].predict(i[1], i[2]) for i in items]  # a canary batch: one call per request
         for item, (pred, proba) in zip(items, results, strict=True):
-            self._log_block(item[0], [item], item[1], item[2], pred, proba)
+            self._answered_block(item[0], [item], item[1], item[2], pred, proba)
         return results
 
     def _run_one(self, item: tuple) -> Any:
         pred, proba = item[0].predict(item[1], item[2])
-        self._log_block(item[0], [item], item[1], item[2], pred, proba)
+        self._answered_block(item[0], [item], item[1], item[2], pred, proba)
         return pred, proba
 
-    def _log_block(self, served: Served, items: list, cols: dict, total: int, pred: np.ndarray,
-                   proba: np.ndarray | None) -> None:
-        """Queue the rows of answered requests `items` ((served, cols, n, request id, t0) each) as
-        one log entry: the batch's columns and outputs as they are, no per-request copies."""
+    def _answered_block(self, served: Served, items: list, cols: dict, total: int, pred: np.ndarray,
+                        proba: np.ndarray | None) -> None:
+        """Log and count the requests `items` ((served, cols, n, request id, t0, route) each) that
+        one model call answered: one log entry holding the call's columns and outputs as they are
+        (an id and a latency per row), each request's count and latency, the call's rows and
+        prediction distribution. Latency runs to the moment the answer is ready."""
         now = time.perf_counter()
+        version = served.version_text or ""
+        count = self.metrics.request
         rids: list[str] = []
         latencies: list[float] = []
-        for _, _, n, rid, t0 in items:
+        for _, _, n, rid, t0, route in items:
             rids.extend(request_ids(rid, n))
             latencies.extend([(now - t0) * 1000.0] * n)
+            count(route, version, now - t0)
         self.logger.log_block(served.target, rids, time.time_ns() // 1_000_000, latencies, cols, total, pred, proba)
+        self.metrics.predicted(version, total, pred, served.classes is not None)
 
-    async def infer(self, served: Served, cols: dict, n: int, rid: str,
-                    t0: float) -> tuple[np.ndarray, np.ndarray | None]:
-        """The model's answer for one request; with batching its rows are logged by the batch."""
+    async def infer(self, served: Served, cols: dict, n: int, rid: str, t0: float,
+                    route: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's answer for one request; with batching, its batch logs and counts it."""
         if self.batcher is not None:
-            return await self.batcher.submit((served, cols, n, rid, t0), n)
+            return await self.batcher.submit((served, cols, n, rid, t0, route), n)
         self.metrics.batch.observe(n)
         return served.predict(cols, n)
 
     def after(self, served: Served, rid: str, t0: float, cols: dict, n: int, pred: np.ndarray,
               proba: np.ndarray | None, route: str) -> None:
-        """Log, count, and copy to the shadow: everything that happens once the answer is known."""
-        latency = time.perf_counter() - t0
-        if self.batcher is None:  # batched requests were logged with their batch
+        """Everything that happens once a request's answer is sent: log and count it (unless its
+        batch did), copy it to the shadow."""
+        if self.batcher is None:
+            latency = time.perf_counter() - t0
+            version = served.version_text or ""
             self.logger.log(served.target, rid, time.time_ns() // 1_000_000, latency * 1000.0, cols, n, pred, proba)
-        self.metrics.answered(route, served.version_text or "", latency, n, pred, served.classes is not None)
+            self.metrics.request(route, version, latency)
+            self.metrics.predicted(version, n, pred, served.classes is not None)
         self.answered += 1
         if self.shadow is not None:
             self._send_shadow(rid, cols, n)
@@ -326,7 +335,7 @@ async def infer(request: Request) -> Response:
         cols, n = payloads.v2_columns(req, served.inputs)
         names = ["prediction", "probabilities"] if served.classes else ["prediction"]
         flags, wanted = _binary_flags(req, names)
-        pred, proba = await state.infer(served, cols, n, rid, t0)
+        pred, proba = await state.infer(served, cols, n, rid, t0, "infer")
         outs = []
         for name in wanted:
             if name == "prediction":
@@ -372,7 +381,7 @@ async def predict(request: Request) -> Response:
         _check_token(state, request)
         served = state.pick(request.headers.get("x-mloop-key"))
         cols, n = _columns_for(state, served, await _body(request, state.max_body))
-        pred, proba = await state.infer(served, cols, n, rid, t0)
+        pred, proba = await state.infer(served, cols, n, rid, t0, route)
         out = payloads.encode_predict(rid, served.name, served.version, pred, proba, served.class_keys)
     except Exception as exc:  # noqa: BLE001
         return _fail(state, route, exc, False, rid)
@@ -418,7 +427,7 @@ class HotPaths:
             served = state.pick(None if key is None else key.decode("latin-1"))
             body = await _receive_body(receive, headers.get(b"content-length"), state.max_body)
             cols, n = _columns_for(state, served, body)
-            pred, proba = await state.infer(served, cols, n, rid, t0)
+            pred, proba = await state.infer(served, cols, n, rid, t0, route)
             out = payloads.encode_predict(rid, served.name, served.version, pred, proba, served.class_keys)
         except _ClientGone:
             return

@@ -51,6 +51,7 @@ class ServerMetrics:
         self.feedback = Counter("mloop_feedback", "Feedback labels received", registry=reg)
         self._children: dict[tuple, Any] = {}
         self._answer: dict[tuple[str, str], tuple] = {}
+        self._rows: dict[str, Callable[[float], None]] = {}
         self._label_inc: dict[tuple[str, Any], Callable[[], None]] = {}
 
     def child(self, family: Any, *labels: str) -> Any:
@@ -60,16 +61,22 @@ class ServerMetrics:
             c = self._children[key] = family.labels(*labels)
         return c
 
-    def answered(self, route: str, version: str, latency: float, n: int, pred: Any, classification: bool) -> None:
-        """Count one answered request (the hot path: bound methods of cached children, no label
-        tuples built per request)."""
+    def request(self, route: str, version: str, latency: float) -> None:
+        """Count one answered request and its latency (the hot path: bound methods of cached
+        children, no label tuples built per request)."""
         bound = self._answer.get((route, version))
         if bound is None:
             bound = self._answer[route, version] = (self.requests.labels(route, version).inc,
-                                                     self.latency.labels(route).observe, self.rows.labels(version).inc)
+                                                     self.latency.labels(route).observe)
         bound[0]()
         bound[1](latency)
-        bound[2](n)
+
+    def predicted(self, version: str, n: int, pred: Any, classification: bool) -> None:
+        """Count `n` predicted rows and their distribution (one request's, or a whole batch's)."""
+        rows = self._rows.get(version)
+        if rows is None:
+            rows = self._rows[version] = self.rows.labels(version).inc
+        rows(n)
         if classification and len(pred) == 1:
             key = (version, pred[0])
             inc = self._label_inc.get(key)
