@@ -84,3 +84,78 @@ def test_a_big_diff_is_capped(store, repo, monkeypatch):
     (repo / "train.py").write_text("x = 1\n" * 2000)
     info, diff = environment.git_state(repo)
     assert info["dirty"] and info["diff_truncated"] and len(diff) == 1000
+
+
+def test_outside_git_the_record_says_what_git_and_platform_say(store, tmp_path, monkeypatch):
+    import platform
+
+    from mloop.tracking import environment
+
+    outside = tmp_path / "plain" / "deeper"
+    outside.mkdir(parents=True)
+    monkeypatch.chdir(outside)
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=outside, capture_output=True).returncode != 0
+    env_id, record, diff = environment.capture()
+    assert record == {
+        "python": sys.version.split()[0], "implementation": platform.python_implementation(),
+        "platform": platform.platform(), "machine": platform.machine(),
+        "packages": environment.installed_packages(), "command": list(sys.argv), "git": {},
+    }
+    assert diff is None and env_id.startswith("blake3:")
+
+
+def test_a_subfolder_of_a_work_tree_records_its_commit(store, repo, monkeypatch):
+    sub = repo / "src" / "pkg"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    with mloop.start_run() as run:
+        pass
+    git = mloop.get_run(run.id).environment["git"]
+    assert git == {"commit": _git(repo, "rev-parse", "HEAD"), "branch": "main", "dirty": False}
+
+
+def test_a_linked_worktree_records_its_commit(store, repo, tmp_path, monkeypatch):
+    from mloop.tracking import environment
+
+    linked = tmp_path / "linked"
+    _git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
+    assert (linked / ".git").is_file()
+    info, _ = environment.git_state(linked)
+    assert info == {"commit": _git(repo, "rev-parse", "HEAD"), "branch": "side", "dirty": False}
+
+
+def test_git_dir_in_the_environment_is_followed_from_outside_a_repo(store, repo, tmp_path, monkeypatch):
+    from mloop.tracking import environment
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_DIR", str(repo / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(repo))
+    info, _ = environment.git_state(outside)
+    assert info == {"commit": _git(repo, "rev-parse", "HEAD"), "branch": "main", "dirty": False}
+
+
+def test_a_bare_repository_records_its_commit(store, repo, tmp_path):
+    from mloop.tracking import environment
+
+    bare = tmp_path / "bare.git"
+    _git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    info, diff = environment.git_state(bare)
+    assert info == {"commit": _git(repo, "rev-parse", "HEAD"), "branch": "main", "dirty": False} and diff is None
+
+
+def test_a_detached_head_records_head_as_its_branch(store, repo):
+    from mloop.tracking import environment
+
+    commit = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "checkout", "-q", "--detach")
+    assert environment.git_state(repo) == ({"commit": commit, "branch": "HEAD", "dirty": False}, None)
+
+
+def test_a_repository_without_commits_has_no_git_state(store, tmp_path):
+    from mloop.tracking import environment
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _git(empty, "init", "-q")
+    assert environment.git_state(empty) == ({}, None)

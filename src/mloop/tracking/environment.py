@@ -18,6 +18,8 @@ from pathlib import Path
 from mloop.artifacts.hashing import digest_of_bytes
 
 DIFF_CAP = 1 << 20
+# Set, these point git at a repository from anywhere: git is then always asked.
+_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +50,22 @@ def installed_packages() -> dict[str, str]:
 
 def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _may_be_in_git(cwd: Path) -> bool:
+    """False only when git cannot find a repository from `cwd`, so its subprocess is not worth
+    starting: no GIT_DIR / GIT_WORK_TREE in the environment, and neither `cwd` nor a parent holds
+    `.git` (a folder, or a file as in worktrees and submodules) or a `HEAD` (a bare repository).
+    Git's own discovery only ever narrows this (ceiling directories, filesystem boundaries).
+    """
+    if any(os.environ.get(var) for var in _GIT_LOCATION_VARS):
+        return True
+    try:
+        cwd = cwd.resolve()  # git walks up from the physical directory it runs in
+    except OSError:
+        return True
+    return any(os.path.lexists(folder / ".git") or os.path.lexists(folder / "HEAD")
+               for folder in (cwd, *cwd.parents))
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -84,12 +102,15 @@ def git_state(cwd: Path | None = None) -> tuple[dict, bytes | None]:
             cwd = Path.cwd()
         except OSError:  # the working directory was removed under us
             return {}, None
-    commit = _git(["rev-parse", "HEAD"], cwd)
-    if commit is None:
+    if not _may_be_in_git(cwd):
         return {}, None
-    branch = (_git(["rev-parse", "--abbrev-ref", "HEAD"], cwd) or "").strip()
+    # one rev-parse answers both: the commit, then the branch ("HEAD" when detached)
+    heads = _git(["rev-parse", "HEAD", "--abbrev-ref", "HEAD"], cwd)
+    if heads is None:
+        return {}, None
+    commit, _, branch = heads.strip().partition("\n")
     status = _git(["status", "--porcelain", "--untracked-files=no"], cwd) or ""
-    info: dict = {"commit": commit.strip(), "branch": branch, "dirty": bool(status.strip())}
+    info: dict = {"commit": commit.strip(), "branch": branch.strip(), "dirty": bool(status.strip())}
     diff = None
     if info["dirty"]:
         diff, truncated = _git_diff(cwd, DIFF_CAP)
