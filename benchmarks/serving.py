@@ -104,6 +104,10 @@ for name in bodies:
             "id", served.name, served.version, pred, proba, served.class_keys)))
         out["predict_k"] = cpu_us(lambda: served.predict_many([(cols, n)] * k), reps=1000)
         out["k"] = k
+        # the same k-request call through onnxruntime (what `--onnx` serves)
+        fast = _load("bench@champion", ServeOptions(uri="bench@champion", onnx=True), "bench")
+        if fast.onnx is not None:
+            out["onnx_predict_k"] = cpu_us(lambda: fast.predict_many([(cols, n)] * k), reps=1000)
 emit(**out)
 """
 
@@ -128,6 +132,20 @@ def predict(rows: list[Row]):
     df = pd.DataFrame([r.model_dump() for r in rows])
     proba = model.predict_proba(df)
     return {"predictions": proba.argmax(axis=1).tolist(), "probabilities": proba.tolist()}
+'''
+
+# Below any ASGI framework: uvicorn calling a bare ASGI function that reads the body and answers a
+# constant. No server built on uvicorn can cost less per request.
+RAW_APP = '''
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"19")]})
+    await send({"type": "http.response.body", "body": b'{"predictions":[1]}'})
 '''
 
 FLOOR_APP = '''
@@ -342,6 +360,7 @@ def main() -> None:
                 scripts[kind, n] = script
         (work / "fastapi_app.py").write_text(FASTAPI_APP)
         (work / "floor_app.py").write_text(FLOOR_APP)
+        (work / "raw_app.py").write_text(RAW_APP)
         (work / "bento_service.py").write_text(BENTO_SERVICE)
         model_env = {"MODEL_PATH": str(work / "model.joblib")}
         uv = [str(MLOOP_PYTHON), "-m", "uvicorn", "--log-level", "warning", "--no-access-log", "--workers", "1"]
@@ -407,6 +426,15 @@ def main() -> None:
                     notes.append(f"--onnx served through onnxruntime: {meta['parameters']['onnx']}")
             finally:
                 server.stop()
+
+        log("starting uvicorn raw ASGI constant")
+        port = free_port()
+        server = Server("raw", [*uv, "raw_app:app", "--port", str(port)], port, "/ready", cwd=work)
+        try:
+            results["uvicorn raw ASGI constant", 1, 16] = r = wrk(server, "/predict", scripts["records", 1], 16, seconds)
+            log(f"uvicorn raw ASGI constant c=16: {r['rps']:.0f} req/s cpu {fmt(r['cpu_us'])} us/req")
+        finally:
+            server.stop()
 
         # bad input under load
         total_bad = 2_000 if args.quick else 100_000
@@ -509,6 +537,19 @@ def main() -> None:
         if o and nat:
             targets.append(Target(f"--onnx vs native, 1 row, c=16 ({mode})", ">= 2x req/s",
                                   f"{fmt(ratio(o['rps'], nat['rps']))}x", ratio(o["rps"], nat["rps"]) >= 2))
+    raw = get("uvicorn raw ASGI constant")
+    if raw and "onnx_predict_k" in inproc:
+        # With batching, the most any server on uvicorn could gain from a cheaper model call: two
+        # servers that add nothing to the raw ASGI floor but the in-process work, CPU-bound.
+        k = inproc["k"]
+        native_work = inproc["parse_encode"] + inproc["predict_k"] / k
+        onnx_work = inproc["parse_encode"] + inproc["onnx_predict_k"] / k
+        ceiling = (raw["cpu_us"] + native_work) / (raw["cpu_us"] + onnx_work)
+        notes.append(f"--onnx with batching on both, c=16: a {k}-request call costs {inproc['predict_k']:.0f} µs "
+                     f"natively and {inproc['onnx_predict_k']:.0f} µs through onnxruntime ({native_work:.1f} vs "
+                     f"{onnx_work:.1f} µs per request with parse + encode); on the raw ASGI floor "
+                     f"({raw['cpu_us']:.0f} µs/req) a server with no other cost could gain at most "
+                     f"{ceiling:.2f}x req/s from the cheaper call")
     targets.append(Target(f"bad input under load ({total_bad} requests, c=32, 1% malformed)",
                           "no 5xx; malformed -> 4xx", f"{s5} 5xx, {s4} 4xx of {seen}",
                           s5 == 0 and seen >= total_bad and abs(s4 - total_bad // 100) <= 1))

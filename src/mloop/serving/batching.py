@@ -55,6 +55,11 @@ class MicroBatcher:
         self.on_batch: Callable[[int], None] | None = None
 
     async def submit(self, item: Any, rows: int) -> Any:
+        return await self.enqueue(item, rows)
+
+    def enqueue(self, item: Any, rows: int) -> asyncio.Future:
+        """Queue `item` (`rows` rows) and return the future of its result (`submit` without the
+        coroutine, for a caller that awaits the future itself)."""
         if self._queued_rows + rows > self.queue_rows:
             raise ServiceUnavailable(f"the batching queue is full ({self.queue_rows} rows); retry later")
         loop = asyncio.get_running_loop()
@@ -62,7 +67,7 @@ class MicroBatcher:
         self._queue.append((item, rows, fut))
         self._queued_rows += rows
         self._maybe_dispatch(loop)
-        return await fut
+        return fut
 
     def _maybe_dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._busy or not self._queue:
