@@ -64,8 +64,18 @@ def _may_be_in_git(cwd: Path) -> bool:
         cwd = cwd.resolve()  # git walks up from the physical directory it runs in
     except OSError:
         return True
-    return any(os.path.lexists(folder / ".git") or os.path.lexists(folder / "HEAD")
-               for folder in (cwd, *cwd.parents))
+    return any(_may_exist(folder / ".git") or _may_exist(folder / "HEAD") for folder in (cwd, *cwd.parents))
+
+
+def _may_exist(path: Path) -> bool:
+    """False only when `path` is certainly absent: a lookup we may not make counts as present."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
