@@ -242,16 +242,20 @@ def compile_mloop() -> None:
 
 @dataclass(frozen=True)
 class Target:
-    """A figure to reach: `name` and `goal` as text, and whether it was met (None: not measured)."""
+    """A figure to reach: `name` and `goal` as text, and whether it was met (None: not measured,
+    or `why` says why no verdict applies)."""
 
     name: str
     goal: str
     value: str
     met: bool | None
+    why: str | None = None
 
     @property
     def verdict(self) -> str:
-        return "not measured" if self.met is None else ("met" if self.met else "NOT met")
+        if self.met is None:
+            return self.why or "not measured"
+        return "met" if self.met else "NOT met"
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
