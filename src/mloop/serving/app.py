@@ -156,14 +156,19 @@ class ServingState:
         prediction distribution. Latency runs to the moment the answer is ready."""
         now = time.perf_counter()
         version = served.version_text or ""
-        count = self.metrics.request
-        rids: list[str] = []
-        latencies: list[float] = []
-        for _, _, n, rid, t0, route in items:
-            rids.extend(request_ids(rid, n))
-            latencies.extend([(now - t0) * 1000.0] * n)
-            count(route, version, now - t0)
-        self.logger.log_block(served.target, rids, time.time_ns() // 1_000_000, latencies, cols, total, pred, proba)
+        ts_ms = time.time_ns() // 1_000_000
+        for _, _, _, _, t0, route in items:
+            self.metrics.request(route, version, now - t0)
+        if len(items) == 1:  # a lone request (a quiet server's batch): the log's one-request entry
+            _, _, n, rid, t0, _ = items[0]
+            self.logger.log(served.target, rid, ts_ms, (now - t0) * 1000.0, cols, n, pred, proba)
+        else:
+            rids: list[str] = []
+            latencies: list[float] = []
+            for _, _, n, rid, t0, _ in items:
+                rids.extend(request_ids(rid, n))
+                latencies.extend([(now - t0) * 1000.0] * n)
+            self.logger.log_block(served.target, rids, ts_ms, latencies, cols, total, pred, proba)
         self.metrics.predicted(version, total, pred, served.classes is not None)
 
     def infer(self, served: Served, cols: dict, n: int, rid: str, t0: float, route: str) -> asyncio.Future:

@@ -306,11 +306,6 @@ class Served:
             pos += n
         return out
 
-    def predict_many(self, items: list[tuple[dict, int]]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """One model call for several `(columns, rows)` requests; each gets its own rows back."""
-        _, _, pred, proba = self.predict_block(items)
-        return self.split([n for _, n in items], pred, proba)
-
     # -- metadata -----------------------------------------------------------------------------
     def _v2_metadata(self) -> dict:
         outputs = [{"name": "prediction", "datatype": self.prediction_datatype, "shape": [-1]}]

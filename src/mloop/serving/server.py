@@ -220,6 +220,11 @@ def _bundle_digest(path: str) -> str:
 
 
 def _log_writer(store: Any) -> Callable:
+    # imported now, not by the first flush: an import holds the GIL, stalling requests meanwhile
+    import pyarrow.compute  # noqa: F401
+    import pyarrow.pandas_compat  # noqa: F401 - what pa.array(..., from_pandas=True) imports on first use
+    import pyarrow.parquet  # noqa: F401
+
     from mloop.artifacts import get_blob_store
     from mloop.store.serving import PredictionLogRepo, write_log_file
 
