@@ -91,6 +91,17 @@ def peer_venv(name: str, requirements: Sequence[str]) -> Venv:
     return venv
 
 
+def mloop_runtime_venv() -> Venv:
+    """mloop as `pip install mloop` leaves it (no dev extras: no pytest, moto, ray...), editable so it
+    runs this checkout's code; rebuilt when pyproject.toml changes. The dev venv differs from what a
+    user runs: scikit-learn's `all_estimators`, which skops calls on import, imports pytest when it is
+    installed (~45 ms), a cost no production install pays and the peers' venvs do not have."""
+    import hashlib
+
+    tag = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:10]
+    return peer_venv(f"mloop-runtime-{tag}", ["-e", str(REPO)])
+
+
 # -- measured processes -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Measure:

@@ -28,11 +28,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    MLOOP_PYTHON,
     Target,
     fmt,
     fresh_dir,
     log,
     median_alternating,
+    mloop_runtime_venv,
     parse_args,
     peer_venv,
     ratio,
@@ -224,6 +226,8 @@ def main() -> None:
     args = parse_args("registry: mloop vs MLflow 3.17")
     size = QUICK if args.quick else FULL
     mlflow_py = None if args.quick else peer_venv("mlflow", MLFLOW_REQUIREMENTS).python
+    # mloop and the floors run as a user's install has them (the dev venv in --quick runs)
+    py = MLOOP_PYTHON if args.quick else mloop_runtime_venv().python
     rows = size["rows"]
     with fresh_dir("registry") as root:
         home, mlflow_dir = root / "mloop", root / "mlflow"
@@ -233,17 +237,17 @@ def main() -> None:
         mlflow_uri = f"sqlite:///{mlflow_dir / 'mlflow.db'}"
         src = root / "input.parquet"
         log(f"writing {rows:,} rows x 20 float64 to {src}")
-        run_python(WRITE_DATA, args=[str(src), str(rows)])
-        run_python(MLOOP_SETUP, args=[str(root / "pipe.pkl"), str(root / "pipe.skops")], env=env, cwd=home)
+        run_python(WRITE_DATA, python=py, args=[str(src), str(rows)])
+        run_python(MLOOP_SETUP, python=py, args=[str(root / "pipe.pkl"), str(root / "pipe.skops")], env=env, cwd=home)
         if mlflow_py:
             log("setting up MLflow's model and registry")
             run_python(MLFLOW_SETUP, python=mlflow_py, args=[mlflow_uri, str(mlflow_dir / "saved")], cwd=mlflow_dir)
 
         log("batch scoring")
         cases = {
-            "hand": lambda: run_python(HAND_LOOP, args=[str(root / "pipe.pkl"), str(src), str(root / "hand.parquet"),
+            "hand": lambda: run_python(HAND_LOOP, python=py, args=[str(root / "pipe.pkl"), str(src), str(root / "hand.parquet"),
                                                         str(BATCH)]),
-            "mloop": lambda: run_python(MLOOP_BATCH, args=[str(src), str(root / "mloop.parquet"), str(BATCH)],
+            "mloop": lambda: run_python(MLOOP_BATCH, python=py, args=[str(src), str(root / "mloop.parquet"), str(BATCH)],
                                         env=env, cwd=home),
         }
         if mlflow_py:
@@ -256,17 +260,17 @@ def main() -> None:
 
         log("fresh-process load by alias + one prediction")
         cold_env = {**env, "MLOOP_MODEL_CACHE": "0"}  # the skops path, as on a machine that never saw the model
-        cases = {"mloop": lambda: run_python(MLOOP_LOAD, env=env, cwd=home),
-                 "mloop_cold": lambda: run_python(MLOOP_LOAD, env=cold_env, cwd=home),
-                 "floor": lambda: run_python(SKOPS_LOAD, args=[str(root / "pipe.skops")], cwd=home),
-                 "sklearn": lambda: run_python(SKLEARN_LOAD, args=[str(root / "pipe.pkl")], cwd=home)}
+        cases = {"mloop": lambda: run_python(MLOOP_LOAD, python=py, env=env, cwd=home),
+                 "mloop_cold": lambda: run_python(MLOOP_LOAD, python=py, env=cold_env, cwd=home),
+                 "floor": lambda: run_python(SKOPS_LOAD, python=py, args=[str(root / "pipe.skops")], cwd=home),
+                 "sklearn": lambda: run_python(SKLEARN_LOAD, python=py, args=[str(root / "pipe.pkl")], cwd=home)}
         if mlflow_py:
             cases["mlflow"] = lambda: run_python(MLFLOW_LOAD, python=mlflow_py, args=[mlflow_uri], cwd=mlflow_dir)
         loads = median_alternating(cases, size["load_reps"])
 
         log("log_model + register")
-        cases = {"mloop": lambda: run_python(MLOOP_LOG, env=env, cwd=home),
-                 "floor": lambda: run_python(SKOPS_DUMP, cwd=home)}
+        cases = {"mloop": lambda: run_python(MLOOP_LOG, python=py, env=env, cwd=home),
+                 "floor": lambda: run_python(SKOPS_DUMP, python=py, cwd=home)}
         if mlflow_py:
             cases["mlflow"] = lambda: run_python(MLFLOW_LOG, python=mlflow_py, args=[mlflow_uri], cwd=mlflow_dir)
         logs = median_alternating(cases, size["log_reps"])
@@ -316,7 +320,11 @@ def main() -> None:
     ]
     write_section("registry", "Registry: mloop vs MLflow 3.17 (SQLite)",
                   ["workload", "mloop", "hand-written loop / floor", "MLflow", "ratio"], table, targets, args=args,
-                  notes=["batch scoring: median of 3 alternating fresh processes, timed inside each around the scoring; "
+                  notes=["every process runs in its tool's install: mloop, the hand-written loop and the floors in "
+                         "a venv with mloop's runtime dependencies only (`pip install -e .`, no dev extras; in the dev "
+                         "venv, scikit-learn's all_estimators, which skops runs on import, also imports pytest), "
+                         "MLflow in its own",
+                         "batch scoring: median of 3 alternating fresh processes, timed inside each around the scoring; "
                          "one warm-up prediction on 10 rows each first; same 65,536-row batches; MLflow's pyfunc `predict` writes labels only "
                          "(no probabilities); the input has 100,000-row row groups",
                          "load: median of 5 alternating fresh processes (wall time, imports included; CPU "
