@@ -152,8 +152,9 @@ class ServingState:
                         proba: np.ndarray | None) -> None:
         """Log and count the requests `items` ((served, cols, n, request id, t0, route) each) that
         one model call answered: one log entry holding the call's columns and outputs as they are
-        (an id and a latency per row), each request's count and latency, the call's rows and
-        prediction distribution. Latency runs to the moment the answer is ready."""
+        (a lone request's entry is the plain one-request kind; a batch's has an id and a latency per
+        row), each request's count and latency, the call's rows and prediction distribution.
+        Latency runs to the moment the answer is ready."""
         now = time.perf_counter()
         version = served.version_text or ""
         ts_ms = time.time_ns() // 1_000_000
