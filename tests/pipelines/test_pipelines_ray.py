@@ -113,6 +113,47 @@ def test_unreachable_ray_address_names_it_and_records_nothing(monkeypatch):  # n
     assert mloop.search_runs() == []
 
 
+class _FlakyClientRay:
+    """Stands in for `ray` where a Ray Client head fails the first `fails` connections the way a busy
+    head does (its per-connection server did not come up in time)."""
+
+    def __init__(self, fails: int) -> None:
+        self.fails, self.calls = fails, []
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, address=None, **kwargs):  # noqa: ANN001, ANN003
+        self.calls.append(address)
+        if len(self.calls) <= self.fails:
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback (most recent call last):\n"
+                                         "  ...\nRuntimeError: Proxy failed to Connect to backend!")
+
+
+@pytest.mark.parametrize("fails", [1, 2, 3])
+def test_a_failed_ray_client_connection_is_retried_then_named(fails, monkeypatch, caplog):
+    import socket
+
+    from mloop.pipelines import ray_executor
+
+    monkeypatch.setattr(ray_executor, "_connected_to", None)
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # reachable, so the TCP probe passes
+        address = f"ray://127.0.0.1:{listener.getsockname()[1]}"
+        executor = ray_executor.RayExecutor(address=address)
+        executor._ray = flaky = _FlakyClientRay(fails)
+        if fails < ray_executor.CLIENT_CONNECT_ATTEMPTS:
+            executor.start()
+            assert flaky.calls == [address] * (fails + 1) and ray_executor._connected_to == address
+        else:
+            with pytest.raises(ServiceUnavailable) as info:
+                executor.start()
+            assert len(flaky.calls) == ray_executor.CLIENT_CONNECT_ATTEMPTS
+            assert address in str(info.value) and "Proxy failed to Connect to backend" in str(info.value)
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == min(fails, ray_executor.CLIENT_CONNECT_ATTEMPTS - 1)
+    assert all("Proxy failed to Connect to backend" in r.getMessage() for r in retries)
+
+
 def test_missing_ray_names_the_install(monkeypatch):
     import builtins
 
@@ -168,10 +209,23 @@ def test_ray_client_address_runs_steps_on_the_cluster(ray_cluster, tmp_path, pg_
     client = os.environ["MLOOP_TEST_RAY_CLIENT"]
     out = run_cli("pipeline", "run", target, "-p", "n=120", "-p", "seed=3", "--executor", client, "--no-cache",
                   "--json", env={"RAY_ADDRESS": ""}, cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, _client_failure(out.stderr)
     ids = [r["id"] for r in mloop.pipelines.list_runs(pipeline="rayflow") if r["id"] != local.id]
     assert len(ids) == 1
     remote = mloop.pipelines.get_run(ids[0])
     assert remote.status == "COMPLETED" and remote.executor == client
     assert remote.outputs["output"]["parts"] == local.outputs["output"]["parts"]
     assert remote.outputs["output"]["positives"] == local.outputs["output"]["positives"]
+
+
+def _client_failure(stderr: str) -> str:
+    """What a failed ray:// run leaves to read: its stderr, its traceback file and the head's Ray Client logs."""
+    import re
+
+    parts = [stderr[-3000:]]
+    found = re.search(r"\(traceback in (\S+)\)", stderr)
+    if found and Path(found.group(1)).is_file():
+        parts.append(Path(found.group(1)).read_text()[-3000:])
+    for log in sorted(Path("/tmp/ray/session_latest/logs").glob("ray_client_server*.err")):
+        parts.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-2000:])
+    return "\n".join(parts)

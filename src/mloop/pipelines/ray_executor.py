@@ -19,6 +19,7 @@ from mloop.pipelines.execute import StepResult, StepTask, run_task
 log = logging.getLogger(__name__)
 _remote_fn = None
 _connected_to: str | None = None  # the cluster this process's Ray connection goes to
+CLIENT_CONNECT_ATTEMPTS = 3
 
 
 def _ray():  # noqa: ANN202
@@ -41,6 +42,12 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise ServiceUnavailable(f"Ray cluster at {address!r} is unreachable: {exc}; check RAY_ADDRESS / the "
                                  "executor URI and that the cluster is running") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """A Ray Client error's cause: its message carries the server's traceback, whose last line says it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if len(lines) <= 1 else f"{lines[0]} {lines[-1]}"
 
 
 class RayExecutor:
@@ -86,13 +93,24 @@ class RayExecutor:
                                    f"so executor {self.address!r} cannot be joined from it; run that pipeline "
                                    f"from another process (or call ray.shutdown() first)")
             return
-        try:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
-                     include_dashboard=False if not address else None,
-                     runtime_env=None, logging_level=logging.WARNING, configure_logging=True)
-        except Exception as exc:  # noqa: BLE001
-            raise ServiceUnavailable(f"could not join the Ray cluster at {address or 'a new local cluster'!r}: "
-                                     f"{exc}") from exc
+        # A Ray Client head starts a server process per connection; on a busy head that start can time
+        # out ("Initialization failure from server"), and a new connection usually succeeds.
+        attempts = CLIENT_CONNECT_ATTEMPTS if address and address.startswith("ray://") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                         include_dashboard=False if not address else None,
+                         runtime_env=None, logging_level=logging.WARNING, configure_logging=True)
+                break
+            except ConnectionError as exc:
+                if attempt == attempts:
+                    raise ServiceUnavailable(f"could not join the Ray cluster at {address!r} in {attempts} "
+                                             f"attempts: {_reason(exc)}") from exc
+                log.warning("joining the Ray cluster at %s failed (attempt %d of %d), retrying: %s",
+                            address, attempt, attempts, _reason(exc))
+            except Exception as exc:  # noqa: BLE001
+                raise ServiceUnavailable(f"could not join the Ray cluster at {address or 'a new local cluster'!r}: "
+                                         f"{exc}") from exc
         self._started_here = True
         _connected_to = address or "a new local cluster"
 
