@@ -100,6 +100,22 @@ def test_logger_bounds_flushes_and_counts_drops():
     assert log.close() == (0, 3)
 
 
+def test_queued_rows_are_a_few_lists_not_objects_per_request():
+    """What waits for a flush is kept column by column: the cyclic GC tracks a few lists, however many
+    requests are queued (an object per request made every collection re-scan the whole queue)."""
+    import gc
+
+    log = PredictionLogger(lambda table: None, flush_rows=10**9, flush_seconds=3600)
+    gc.collect()
+    before = len(gc.get_objects())
+    for it in items(5000, T0, 1):
+        log.log(*it)
+    gc.collect()
+    grown = len(gc.get_objects()) - before
+    assert grown < 50, f"{grown} more GC-tracked objects after queuing 5,000 requests"
+    assert log.close() == (5000, 0)
+
+
 @pytest.mark.parametrize("shape", ["one-row", "mixed", "blocks"])
 def test_build_table_lays_rows_out_like_row_by_row(shape):
     rng = np.random.default_rng(3)

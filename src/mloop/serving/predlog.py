@@ -2,6 +2,11 @@
 block; a background thread turns what piled up into parquet files every 10 s or 10,000 rows, and on
 shutdown.
 
+Queued rows are kept column by column (`Rows`: a list per column, not an object per request), so
+the flush converts a few long lists in C instead of walking 10,000 entries in Python while holding
+the GIL, and the cyclic GC sees a handful of lists instead of every request's dict and tuple while
+they wait (measured: ~190 collections per 20,000 requests otherwise, each scanning what is queued).
+
 The queue is bounded in rows: past the bound, new rows are dropped and counted (`dropped`), so a
 slow or unreachable store never slows a response. Files go through `store/serving.py` (the schema
 and the index live there); with no store (a bundle served air-gapped) files are written unindexed
@@ -10,11 +15,10 @@ under the artifact URI and indexed on first read.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +56,7 @@ class PredictionLogger:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.queue_rows = queue_rows
-        self._pending: list[tuple] = []
+        self._pending: dict[LogTarget, Rows] = {}
         self._pending_rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -71,15 +75,16 @@ class PredictionLogger:
     def log(self, target: LogTarget, request_id: str, ts_ms: int, latency_ms: float, columns: dict,
             n: int, prediction: np.ndarray, proba: np.ndarray | None) -> bool:
         """Queue the `n` rows of one request; False (and counted as dropped) when the queue is full."""
-        return self._queue((target, request_id, ts_ms, latency_ms, columns, n, prediction, proba), n)
+        return self._queue(target, request_id, ts_ms, latency_ms, columns, n, prediction, proba)
 
     def log_block(self, target: LogTarget, request_ids: list[str], ts_ms: int, latencies_ms: list[float],
                   columns: dict, n: int, prediction: np.ndarray, proba: np.ndarray | None) -> bool:
         """Queue `n` rows of several requests answered together (a batch) as one entry: one request
         id and latency per row, the batch's columns and outputs as they are."""
-        return self._queue((target, request_ids, ts_ms, latencies_ms, columns, n, prediction, proba), n)
+        return self._queue(target, request_ids, ts_ms, latencies_ms, columns, n, prediction, proba)
 
-    def _queue(self, entry: tuple, n: int) -> bool:
+    def _queue(self, target: LogTarget, ids: str | list[str], ts_ms: int, latency: float | list[float],
+               columns: dict, n: int, prediction: np.ndarray, proba: np.ndarray | None) -> bool:
         if self._write is None:
             return False
         with self._lock:
@@ -88,7 +93,10 @@ class PredictionLogger:
                 if self.on_drop is not None:
                     self.on_drop(n)
                 return False
-            self._pending.append(entry)
+            rows = self._pending.get(target)
+            if rows is None:
+                rows = self._pending[target] = Rows(target)
+            rows.add(ids, ts_ms, latency, columns, n, prediction, proba)
             self._pending_rows += n
             if self._pending_rows >= self.flush_rows:
                 self._wake.notify()
@@ -104,40 +112,36 @@ class PredictionLogger:
                     if left <= 0:
                         break
                     self._wake.wait(left)
-                batch, self._pending, self._pending_rows = self._pending, [], 0
+                batch, self._pending, self._pending_rows = self._pending, {}, 0
                 stopping = self._stop
             if batch:
                 self._flush(batch)
             if stopping:
                 return
 
-    def _flush(self, batch: list[tuple]) -> None:
-        groups: dict[LogTarget, list[tuple]] = {}
-        for item in batch:
-            groups.setdefault(item[0], []).append(item)
-        for target, items in groups.items():
-            rows = sum(i[5] for i in items)
+    def _flush(self, batch: dict[LogTarget, Rows]) -> None:
+        for target, pending in batch.items():
             try:
-                table = build_table(target, items)
+                table = pending.table()
                 self._write(table)
             except Exception:  # the log must never take the server down; count and say why
                 log.exception("could not write %d prediction-log rows of %s/%s; counted as dropped",
-                              rows, target.model, target.version)
+                              pending.n, target.model, target.version)
                 with self._lock:
-                    self.dropped += rows
+                    self.dropped += pending.n
                 if self.on_drop is not None:
-                    self.on_drop(rows)
+                    self.on_drop(pending.n)
                 continue
             with self._lock:
-                self.rows_logged += rows
+                self.rows_logged += pending.n
                 self.files_written += 1
             if self.on_write is not None:
-                self.on_write(rows)
+                self.on_write(pending.n)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Write everything queued so far now (tests, demo); returns when it is written."""
         with self._lock:
-            batch, self._pending, self._pending_rows = self._pending, [], 0
+            batch, self._pending, self._pending_rows = self._pending, {}, 0
         if batch:
             self._flush(batch)
 
@@ -173,55 +177,87 @@ def _column_array(values: list, typ: Any) -> Any:
     return arr
 
 
-def _flat(parts: Sequence[Any]) -> list:
-    if all(type(p) is list for p in parts):  # what the JSON parsers give: one C-level pass
-        return list(itertools.chain.from_iterable(parts))
-    out: list = []
-    for p in parts:
-        out.extend(p.tolist() if isinstance(p, np.ndarray) else p)
-    return out
-
-
-def _stacked(parts: list, ns: list[int], ndim: int) -> np.ndarray:
+def _stacked(parts: list, ns: list[int], ndim: int, uniform: bool) -> np.ndarray:
     """The requests' output arrays end to end: `[total]` predictions or `[total, k]` probabilities
-    (a model call's outputs already have that shape: slices of the batch's arrays)."""
-    if all(type(p) is np.ndarray and p.ndim == ndim for p in parts):
+    (`uniform`: every part is already an array of that shape, as a model call's output slices are)."""
+    if uniform:
         return np.concatenate(parts)
     if ndim == 1:
         return np.concatenate([np.asarray(p).reshape(-1) for p in parts])
     return np.concatenate([np.asarray(p, dtype="float64").reshape(n, -1) for p, n in zip(parts, ns, strict=True)])
 
 
-def build_table(target: LogTarget, items: list[tuple]) -> Any:
-    """Log rows of one target as an arrow table in the schema `store.serving.log_schema` describes."""
-    import pyarrow as pa
+class Rows:
+    """Log rows of one target queued column by column; `table()` is the arrow table in the schema
+    `store.serving.log_schema` describes."""
 
-    ns = [i[5] for i in items]
-    total = sum(ns)
-    if total == len(items) and all(type(i[1]) is str for i in items):  # one-row requests: the common case
-        rids = [i[1] for i in items]
-        ts = np.fromiter((i[2] for i in items), "int64", len(items))
-        lat = np.fromiter((i[3] for i in items), "float64", len(items))
-    else:  # an entry is one request (an id, a latency) or a block (an id and a latency per row)
-        rids = list(itertools.chain.from_iterable(
-            i[1] if type(i[1]) is list else request_ids(i[1], i[5]) for i in items))
-        ts = np.repeat(np.asarray([i[2] for i in items], dtype="int64"), ns)
-        lat = np.fromiter(itertools.chain.from_iterable(
-            i[3] if type(i[3]) is list else [i[3]] * i[5] for i in items), "float64", total)
-    cols: dict[str, Any] = {
-        "request_id": pa.array(rids, pa.string()),
-        "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
-        "model": pa.array([target.model] * total, pa.string()),
-        "version": pa.array([target.version] * total, pa.int64()),
-        "deployment": pa.array([target.deployment] * total, pa.string()),
-        "latency_ms": pa.array(lat, pa.float64()),
-    }
-    for c, typ in zip(target.columns, target.arrow_types, strict=True):
-        cols[c] = _column_array(_flat([i[4][c] for i in items]), typ)
-    preds = _stacked([i[6] for i in items], ns, 1)
-    cols["prediction"] = pa.array(preds.tolist() if preds.dtype == object else preds)
-    if target.proba_columns:
-        proba = _stacked([i[7] for i in items], ns, 2).astype("float64", copy=False)
-        for j, name in enumerate(target.proba_columns):
-            cols[name] = pa.array(proba[:, j], pa.float64())
-    return pa.table(cols)
+    def __init__(self, target: LogTarget) -> None:
+        self.target = target
+        self.n = 0
+        self.request_ids: list[str] = []
+        self.ts: list[int] = []
+        self.latency: list[float] = []
+        self.columns: dict[str, list] = {c: [] for c in target.columns}
+        self.ns: list[int] = []
+        self.predictions: list = []
+        self.probas: list = []
+        self._uniform = True  # every output part an array already shaped [n] / [n, k]
+
+    def add(self, ids: str | list[str], ts_ms: int, latency: float | list[float], columns: dict, n: int,
+            prediction: Any, proba: Any) -> None:
+        """One request (an id and a latency) or a block of requests (an id and a latency per row)."""
+        if type(ids) is str:
+            if n == 1:
+                self.request_ids.append(ids)
+                self.latency.append(latency)
+            else:
+                self.request_ids.extend(request_ids(ids, n))
+                self.latency.extend([latency] * n)
+        else:
+            self.request_ids.extend(ids)
+            self.latency.extend(latency)
+        if n == 1:
+            self.ts.append(ts_ms)
+        else:
+            self.ts.extend([ts_ms] * n)
+        for name, values in self.columns.items():
+            part = columns[name]
+            values.extend(part.tolist() if type(part) is np.ndarray else part)
+        self.ns.append(n)
+        self.predictions.append(prediction)
+        self.probas.append(proba)
+        if self._uniform and not (type(prediction) is np.ndarray and prediction.ndim == 1 and
+                                  (proba is None or (type(proba) is np.ndarray and proba.ndim == 2))):
+            self._uniform = False
+        self.n += n
+
+    def table(self) -> Any:
+        import pyarrow as pa
+
+        target, total = self.target, self.n
+        cols: dict[str, Any] = {
+            "request_id": pa.array(self.request_ids, pa.string()),
+            "ts": pa.array(np.asarray(self.ts, dtype="int64"), pa.timestamp("ms", tz="UTC")),
+            "model": pa.array([target.model] * total, pa.string()),
+            "version": pa.array([target.version] * total, pa.int64()),
+            "deployment": pa.array([target.deployment] * total, pa.string()),
+            "latency_ms": pa.array(np.asarray(self.latency, dtype="float64"), pa.float64()),
+        }
+        for c, typ in zip(target.columns, target.arrow_types, strict=True):
+            cols[c] = _column_array(self.columns[c], typ)
+        preds = _stacked(self.predictions, self.ns, 1, self._uniform)
+        cols["prediction"] = pa.array(preds.tolist() if preds.dtype == object else preds)
+        if target.proba_columns:
+            proba = _stacked(self.probas, self.ns, 2, self._uniform).astype("float64", copy=False)
+            for j, name in enumerate(target.proba_columns):
+                cols[name] = pa.array(proba[:, j], pa.float64())
+        return pa.table(cols)
+
+
+def build_table(target: LogTarget, items: list[tuple]) -> Any:
+    """The arrow table of log entries `(target, id(s), ts_ms, latency(ies), columns, n, prediction,
+    proba)`, as the logger writes them."""
+    rows = Rows(target)
+    for item in items:
+        rows.add(*item[1:])
+    return rows.table()
