@@ -100,6 +100,20 @@ def test_logger_bounds_flushes_and_counts_drops():
     assert log.close() == (0, 3)
 
 
+def test_a_row_the_log_cannot_hold_is_dropped_and_the_queue_stays_whole():
+    written: list[pa.Table] = []
+    log = PredictionLogger(written.append, flush_rows=100, flush_seconds=60)
+    good = items(3, T0, 1)
+    assert log.log(*good[0]) and log.log(*good[1])
+    target, rid, ts, lat, cols, n, pred, proba = good[2]
+    assert not log.log(target, rid, ts, lat, {"x": [1.0]}, n, pred, proba)  # no "s": x extended, then KeyError
+    assert log.log(*good[2])
+    assert log.close() == (3, 1)
+    (table,) = written
+    assert table.column("request_id").to_pylist() == ["r0", "r1", "r2"]
+    assert table.column("x").to_pylist() == [0.0, 1.0, 2.0] and table.column("s").to_pylist() == ["v0", "v1", "v2"]
+
+
 def test_queued_rows_are_a_few_lists_not_objects_per_request():
     """What waits for a flush is kept column by column: the cyclic GC tracks a few lists, however many
     requests are queued (an object per request made every collection re-scan the whole queue)."""

@@ -96,7 +96,15 @@ class PredictionLogger:
             rows = self._pending.get(target)
             if rows is None:
                 rows = self._pending[target] = Rows(target)
-            rows.add(ids, ts_ms, latency, columns, n, prediction, proba)
+            try:
+                rows.add(ids, ts_ms, latency, columns, n, prediction, proba)
+            except Exception:  # noqa: BLE001 - a row the log cannot hold must not fail its response
+                log.exception("could not queue %d prediction-log rows of %s/%s; counted as dropped",
+                              n, target.model, target.version)
+                self.dropped += n
+                if self.on_drop is not None:
+                    self.on_drop(n)
+                return False
             self._pending_rows += n
             if self._pending_rows >= self.flush_rows:
                 self._wake.notify()
@@ -205,7 +213,21 @@ class Rows:
 
     def add(self, ids: str | list[str], ts_ms: int, latency: float | list[float], columns: dict, n: int,
             prediction: Any, proba: Any) -> None:
-        """One request (an id and a latency) or a block of requests (an id and a latency per row)."""
+        """One request (an id and a latency) or a block of requests (an id and a latency per row);
+        all or nothing: on an error the rows queued before are as they were."""
+        entries = len(self.ns)
+        try:
+            self._add(ids, ts_ms, latency, columns, n, prediction, proba)
+        except BaseException:
+            for values in (self.request_ids, self.ts, self.latency, *self.columns.values()):
+                del values[self.n:]
+            for parts in (self.ns, self.predictions, self.probas):
+                del parts[entries:]
+            raise
+        self.n += n
+
+    def _add(self, ids: str | list[str], ts_ms: int, latency: float | list[float], columns: dict, n: int,
+             prediction: Any, proba: Any) -> None:
         if type(ids) is str:
             if n == 1:
                 self.request_ids.append(ids)
@@ -229,7 +251,6 @@ class Rows:
         if self._uniform and not (type(prediction) is np.ndarray and prediction.ndim == 1 and
                                   (proba is None or (type(proba) is np.ndarray and proba.ndim == 2))):
             self._uniform = False
-        self.n += n
 
     def table(self) -> Any:
         import pyarrow as pa
