@@ -5,7 +5,10 @@ calling `predict_proba` (what users hand-write) and a bare Starlette endpoint re
 The same StandardScaler + LogisticRegression pipeline (4 float64 features), trained once and loaded
 by every server; one worker each; mloop with its defaults (batching on, prediction log, metrics and
 signature checks on). Load from Debian's `wrk` in its own process (a Lua script POSTs the body), for
-1-row and 100-row JSON payloads at concurrency 1, 16 and 64. Server CPU per request is the server
+1-row and 100-row JSON payloads at concurrency 1, 16 and 64. Every server runs on one core and wrk on
+another (CPU affinity, where the machine has two or more): measured here, the same model call costs
+1.4x the CPU while the other core is busy, so unpinned, each server's CPU per request depended on
+how much its own threads and wrk overlapped on the two cores. Server CPU per request is the server
 process tree's user + system CPU over the run (psutil) divided by the requests wrk completed. mloop's
 overhead is its CPU per request minus the in-process CPU of the same work (parse + encode per
 request, plus one model call over as many requests as the server put in a call, read from its
@@ -72,7 +75,9 @@ emit(version=mv.version)
 """
 
 INPROCESS = """
-import json, sys, time
+import json, os, sys, time
+if len(sys.argv) > 4:  # the core the servers ran on
+    os.sched_setaffinity(0, {int(sys.argv[4])})
 from mloop.serving.server import ServeOptions, _load
 from mloop.serving import payloads
 served = _load("bench@champion", ServeOptions(uri="bench@champion"), "bench")
@@ -222,6 +227,24 @@ end
 """
 
 
+def _cpus() -> tuple[set[int], set[int]] | None:
+    """(the servers' core, wrk's core), or None on a one-core machine (nothing to pin)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+    return ({cpus[0]}, {cpus[1]}) if len(cpus) >= 2 else None
+
+
+PINNED = _cpus()
+
+
+def _pin(which: int):  # noqa: ANN202 - a Popen preexec_fn
+    if PINNED is None:
+        return None
+    return lambda: os.sched_setaffinity(0, PINNED[which])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -239,7 +262,7 @@ class Server:
         full_env = {**os.environ, **QUIET_ENV, **(env or {})}
         self.log = open(Path(cwd or ".") / f"{name}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_pin(0))
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + timeout
         import urllib.request
@@ -310,7 +333,7 @@ def wrk(server: Server, path: str, script: Path, conns: int, seconds: float, *, 
     cpu0 = server.cpu()
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--timeout", "30s", "--latency",
                           "-s", str(script), *extra, f"http://127.0.0.1:{server.port}{path}"],
-                         capture_output=True, text=True, timeout=seconds + 600)
+                         capture_output=True, text=True, timeout=seconds + 600, preexec_fn=_pin(1))
     cpu1 = server.cpu()
     batches1 = batch_counts(server) if batches0 is not None else None
     text = out.stdout
@@ -469,14 +492,15 @@ def main() -> None:
             bad_script.write_text(LUA_BAD.format(body=bodies["records", 1], total=total_bad))
             out = subprocess.run(["wrk", "-t1", "-c32", "-d3600s", "--timeout", "30s", "-s", str(bad_script),
                                   f"http://127.0.0.1:{server.port}/predict"], capture_output=True, text=True,
-                                 timeout=3600)
+                                 timeout=3600, preexec_fn=_pin(1))
             seen, s2, s4, s5 = map(int, re.search(r"BADLOAD (\d+) (\d+) (\d+) (\d+)", out.stdout).groups())
         finally:
             server.stop()
 
         # in-process parse + predict + encode, for mloop's overhead
         k16 = (results.get(("mloop", 1, 16)) or {}).get("rows_per_call") or 1.0
-        inproc = run_python(INPROCESS, args=[str(bodies["records", 1]), str(bodies["records", 100]), str(k16)],
+        core = [str(min(PINNED[0]))] if PINNED else []
+        inproc = run_python(INPROCESS, args=[str(bodies["records", 1]), str(bodies["records", 100]), str(k16), *core],
                             cwd=work).result
 
     # -- table ------------------------------------------------------------------------------------
@@ -497,6 +521,11 @@ def main() -> None:
     notes.append(f"bad input under load: {seen} responses at c=32, 1% malformed: {s2} 2xx, {s4} 4xx, {s5} 5xx")
     notes.append("wall figures on a 2-core machine shared with other work (load from other engineers' runs); "
                  "CPU µs per request is the steadier figure")
+    if PINNED:
+        notes.append(f"every server (its whole process tree) ran on core {min(PINNED[0])}, wrk on core "
+                     f"{min(PINNED[1])}, the in-process reference on the servers' core")
+    else:
+        notes.append("one core: servers and wrk shared it (no pinning)")
     for peer in ("mlflow models serve", "BentoML", "FastAPI + predict_proba"):
         mine, theirs = get("mloop", 1, 16), get(peer, 1, 16)
         if mine and theirs and mine["cpu_us"] and theirs["cpu_us"]:
