@@ -32,4 +32,4 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .mloop
+	rm -rf $(VENV) .mloop benchmarks/.venvs

@@ -99,6 +99,9 @@ def mloop_runtime_venv() -> Venv:
     import hashlib
 
     tag = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:10]
+    for stale in VENVS.glob("mloop-runtime-*"):  # built for an earlier pyproject.toml (~1 GB each)
+        if stale.name != f"mloop-runtime-{tag}":
+            shutil.rmtree(stale, ignore_errors=True)
     return peer_venv(f"mloop-runtime-{tag}", ["-e", str(REPO)])
 
 
