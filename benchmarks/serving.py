@@ -519,8 +519,7 @@ def main() -> None:
     notes.append(f"in-process parse + predict + encode (mloop's own code, no HTTP): {in1:.0f} µs (1 row), "
                  f"{in100:.0f} µs (100 rows)")
     notes.append(f"bad input under load: {seen} responses at c=32, 1% malformed: {s2} 2xx, {s4} 4xx, {s5} 5xx")
-    notes.append("wall figures on a 2-core machine shared with other work (load from other engineers' runs); "
-                 "CPU µs per request is the steadier figure")
+    notes.append("wall figures vary run to run on a 2-core machine; CPU µs per request is the steadier figure")
     if PINNED:
         notes.append(f"every server (its whole process tree) ran on core {min(PINNED[0])}, wrk on core "
                      f"{min(PINNED[1])}, the in-process reference on the servers' core")
@@ -610,9 +609,12 @@ def main() -> None:
                      f"{onnx_work:.1f} µs per request with parse + encode); on the raw ASGI floor "
                      f"({raw['cpu_us']:.0f} µs/req) a server with no other cost could gain at most "
                      f"{ceiling:.2f}x req/s from the cheaper call")
+        # "out of reach" only while the run agrees with the ceiling: a ratio above it means the
+        # model did not hold in this run, and the shortfall is then just NOT met
+        gain = ratio(o["rps"], nat["rps"])
         targets.append(Target("--onnx vs native, 1 row, c=16 (defaults, batching on both)", ">= 2x req/s",
-                              f"{fmt(ratio(o['rps'], nat['rps']))}x; ceiling {ceiling:.2f}x",
-                              True if ratio(o["rps"], nat["rps"]) >= 2 else None,
+                              f"{fmt(gain)}x; ceiling {ceiling:.2f}x",
+                              True if gain >= 2 else (False if gain > ceiling else None),
                               why=f"out of reach: at most {ceiling:.2f}x on uvicorn"))
     targets.append(Target(f"bad input under load ({total_bad} requests, c=32, 1% malformed)",
                           "no 5xx; malformed -> 4xx", f"{s5} 5xx, {s4} 4xx of {seen}",
